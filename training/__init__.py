@@ -1,0 +1,1 @@
+"""charcode.training: corpus, model, trainer, sampling, evaluation and checkpoints."""

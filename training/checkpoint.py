@@ -1,0 +1,157 @@
+"""Self-describing checkpoints: one .safetensors file, metadata under the key "charcode".
+
+Loading never unpickles anything. Writes are atomic (temporary file, fsync,
+rename), so a crash during a save leaves the previous checkpoint in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .model import CharLSTM, ModelConfig
+
+FORMAT_VERSION = 1
+METADATA_KEY = "charcode"
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: CharLSTM
+    meta: dict
+
+    @property
+    def language(self) -> str:
+        return self.meta.get("language", "")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, fsync it, then rename over path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(path: Path, model: CharLSTM, meta: dict, dtype: torch.dtype = torch.float32) -> None:
+    from safetensors.torch import save_file
+
+    meta = dict(meta)
+    meta["format_version"] = FORMAT_VERSION
+    meta["model"] = {**meta.get("model", {}), **model.config.to_dict()}
+    raw = model.module if hasattr(model, "module") else model
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in raw.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)}))
+
+
+def read_metadata(path: Path) -> dict:
+    """The charcode metadata of a checkpoint, read from its header alone."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint; check the path or run `charcode models`")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a .safetensors checkpoint")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise CheckpointError(f"{path} is empty or truncated; retrain it or restore a copy")
+            (n,) = struct.unpack("<Q", head)
+            size = path.stat().st_size
+            if n <= 0 or n > MAX_HEADER_BYTES or 8 + n > size:
+                raise CheckpointError(
+                    f"{path} is not a charcode .safetensors checkpoint (bad header; a pickle or truncated file?)"
+                )
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, UnicodeDecodeError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{path} is not a readable .safetensors checkpoint ({e})") from None
+    raw = (header.get("__metadata__") or {}).get(METADATA_KEY) if isinstance(header, dict) else None
+    if raw is None:
+        raise CheckpointError(f"{path} is a safetensors file but not a charcode checkpoint (no charcode metadata)")
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        raise CheckpointError(f"{path}: its charcode metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{path}: its charcode metadata lacks the model description")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format {meta.get('format_version')}; upgrade charcode to load it"
+        )
+    return meta
+
+
+def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Checkpoint:
+    from safetensors import SafetensorsError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        config = ModelConfig.from_dict(meta["model"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorsError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is corrupt or truncated ({e}); retrain it or restore a copy") from None
+    model = CharLSTM(config)
+    expected = model.state_dict()
+    if set(tensors) != set(expected):
+        raise CheckpointError(f"{path}: its tensors do not match a {config.layers}x{config.hidden} charcode model")
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}")
+        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: tensor {name} holds non-finite or non-float values")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    model.to(device=device, dtype=dtype).eval()
+    return Checkpoint(path=path, model=model, meta=meta)
+
+
+def state_path(checkpoint_path: Path) -> Path:
+    """Where the resume state (optimizer, data position, RNG) of a checkpoint lives."""
+    p = Path(checkpoint_path)
+    return p.with_name(p.name.removesuffix(".safetensors") + ".state.pt")
+
+
+def save_resume_state(path: Path, state: dict) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_resume_state(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no resume state; train without --resume to start over") from None
+    except Exception as e:  # torch raises many kinds for a damaged file
+        raise CheckpointError(f"{path}: resume state unreadable ({type(e).__name__}); start over without --resume") from None

@@ -1,0 +1,45 @@
+"""The language table: LSP language ids, their file extensions and how functions start and end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Language:
+    id: str  # the LSP languageId
+    name: str
+    extensions: tuple[str, ...]
+    stop_rule: str  # "braces", "indent", "lua_end" or "none"
+    function_prime: str  # the default start of a hallucinated function
+    filenames: tuple[str, ...] = field(default=())
+
+
+LANGUAGES: dict[str, Language] = {
+    lang.id: lang
+    for lang in [
+        Language("c", "C", (".c", ".h"), "braces", "static int "),
+        Language("cpp", "C++", (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".h++", ".c++"), "braces", "static int "),
+        Language("python", "Python", (".py", ".pyi"), "indent", "def "),
+        Language("lua", "Lua", (".lua", ".nse"), "lua_end", "local function "),
+        Language("javascript", "JavaScript", (".js", ".mjs", ".cjs", ".jsx"), "braces", "function "),
+        Language("typescript", "TypeScript", (".ts", ".mts", ".cts", ".tsx"), "braces", "function "),
+        Language("go", "Go", (".go",), "braces", "func "),
+        Language("rust", "Rust", (".rs",), "braces", "fn "),
+        Language("java", "Java", (".java",), "braces", "    public static int "),
+        Language("shellscript", "Shell", (".sh", ".bash", ".zsh"), "braces", "function ", ("PKGBUILD",)),
+    ]
+}
+
+
+class UnknownLanguage(ValueError):
+    def __init__(self, language: str):
+        known = ", ".join(sorted(LANGUAGES))
+        super().__init__(f"unknown language {language!r}; known languages: {known}")
+
+
+def get_language(language_id: str) -> Language:
+    try:
+        return LANGUAGES[language_id]
+    except KeyError:
+        raise UnknownLanguage(language_id) from None
