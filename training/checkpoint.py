@@ -60,7 +60,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def save_checkpoint(path: Path, model: CharLSTM, meta: dict, dtype: torch.dtype = torch.float32) -> None:
+def save_checkpoint(
+    path: Path, model: CharLSTM, meta: dict, dtype: torch.dtype = torch.float32
+) -> None:
     from safetensors.torch import save_file
 
     meta = dict(meta)
@@ -68,14 +70,18 @@ def save_checkpoint(path: Path, model: CharLSTM, meta: dict, dtype: torch.dtype 
     meta["model"] = {**meta.get("model", {}), **model.config.to_dict()}
     raw = model.module if hasattr(model, "module") else model
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in raw.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)}))
+    atomic_write(
+        path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+    )
 
 
 def read_metadata(path: Path) -> dict:
     """The charcode metadata of a checkpoint, read from its header alone."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: no such checkpoint; check the path or run `charcode models`")
+        raise CheckpointError(
+            f"{path}: no such checkpoint; check the path or run `charcode models`"
+        )
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a .safetensors checkpoint")
     try:
@@ -96,7 +102,9 @@ def read_metadata(path: Path) -> dict:
         raise CheckpointError(f"{path} is not a readable .safetensors checkpoint ({e})") from None
     raw = (header.get("__metadata__") or {}).get(METADATA_KEY) if isinstance(header, dict) else None
     if raw is None:
-        raise CheckpointError(f"{path} is a safetensors file but not a charcode checkpoint (no charcode metadata)")
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a charcode checkpoint (no charcode metadata)"
+        )
     try:
         meta = json.loads(raw)
     except ValueError:
@@ -110,8 +118,9 @@ def read_metadata(path: Path) -> dict:
     return meta
 
 
-def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32) -> Checkpoint:
-    from safetensors import SafetensorsError
+def load_checkpoint(
+    path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> Checkpoint:
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -122,15 +131,21 @@ def load_checkpoint(path: Path, device: str | torch.device = "cpu", dtype: torch
         raise CheckpointError(f"{path}: {e}") from None
     try:
         tensors = load_file(str(path), device="cpu")
-    except (SafetensorsError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is corrupt or truncated ({e}); retrain it or restore a copy") from None
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise CheckpointError(
+            f"{path} is corrupt or truncated ({e}); retrain it or restore a copy"
+        ) from None
     model = CharLSTM(config)
     expected = model.state_dict()
     if set(tensors) != set(expected):
-        raise CheckpointError(f"{path}: its tensors do not match a {config.layers}x{config.hidden} charcode model")
+        raise CheckpointError(
+            f"{path}: its tensors do not match a {config.layers}x{config.hidden} charcode model"
+        )
     for name, tensor in tensors.items():
         if tensor.shape != expected[name].shape:
-            raise CheckpointError(f"{path}: tensor {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}")
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
+            )
         if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: tensor {name} holds non-finite or non-float values")
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
@@ -152,6 +167,10 @@ def load_resume_state(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: no resume state; train without --resume to start over") from None
+        raise CheckpointError(
+            f"{path}: no resume state; train without --resume to start over"
+        ) from None
     except Exception as e:  # torch raises many kinds for a damaged file
-        raise CheckpointError(f"{path}: resume state unreadable ({type(e).__name__}); start over without --resume") from None
+        raise CheckpointError(
+            f"{path}: resume state unreadable ({type(e).__name__}); start over without --resume"
+        ) from None

@@ -19,15 +19,27 @@ LANGUAGES: dict[str, Language] = {
     lang.id: lang
     for lang in [
         Language("c", "C", (".c", ".h"), "braces", "static int "),
-        Language("cpp", "C++", (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".h++", ".c++"), "braces", "static int "),
+        Language(
+            "cpp",
+            "C++",
+            (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".h++", ".c++"),
+            "braces",
+            "static int ",
+        ),
         Language("python", "Python", (".py", ".pyi"), "indent", "def "),
         Language("lua", "Lua", (".lua", ".nse"), "lua_end", "local function "),
-        Language("javascript", "JavaScript", (".js", ".mjs", ".cjs", ".jsx"), "braces", "function "),
-        Language("typescript", "TypeScript", (".ts", ".mts", ".cts", ".tsx"), "braces", "function "),
+        Language(
+            "javascript", "JavaScript", (".js", ".mjs", ".cjs", ".jsx"), "braces", "function "
+        ),
+        Language(
+            "typescript", "TypeScript", (".ts", ".mts", ".cts", ".tsx"), "braces", "function "
+        ),
         Language("go", "Go", (".go",), "braces", "func "),
         Language("rust", "Rust", (".rs",), "braces", "fn "),
         Language("java", "Java", (".java",), "braces", "    public static int "),
-        Language("shellscript", "Shell", (".sh", ".bash", ".zsh"), "braces", "function ", ("PKGBUILD",)),
+        Language(
+            "shellscript", "Shell", (".sh", ".bash", ".zsh"), "braces", "function ", ("PKGBUILD",)
+        ),
     ]
 }
 

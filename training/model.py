@@ -29,7 +29,9 @@ class ModelConfig:
     vocab: int = VOCAB_SIZE
 
     @classmethod
-    def named(cls, size: str, dropout: float = 0.0, layers: int | None = None, hidden: int | None = None) -> ModelConfig:
+    def named(
+        cls, size: str, dropout: float = 0.0, layers: int | None = None, hidden: int | None = None
+    ) -> ModelConfig:
         if size not in SIZES:
             raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
         n_layers, n_hidden, n_embed = SIZES[size]
@@ -48,7 +50,9 @@ class ModelConfig:
         fields = {k: d[k] for k in ("layers", "hidden", "embedding", "dropout", "vocab") if k in d}
         cfg = cls(**fields)
         if cfg.vocab != VOCAB_SIZE:
-            raise ValueError(f"vocabulary of {cfg.vocab} symbols; charcode models have {VOCAB_SIZE}")
+            raise ValueError(
+                f"vocabulary of {cfg.vocab} symbols; charcode models have {VOCAB_SIZE}"
+            )
         if not (1 <= cfg.layers <= 16 and 1 <= cfg.hidden <= 8192 and 1 <= cfg.embedding <= 8192):
             raise ValueError(f"implausible model shape {cfg}")
         return cfg
@@ -68,7 +72,9 @@ class CharLSTM(nn.Module):
         )
         self.head = nn.Linear(config.hidden, config.vocab)
 
-    def forward(self, symbols: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(
+        self, symbols: torch.Tensor, state: State | None = None
+    ) -> tuple[torch.Tensor, State]:
         """symbols: (batch, time) int64 -> logits (batch, time, vocab), new state."""
         out, state = self.lstm(self.embed(symbols), state)
         return self.head(out), state

@@ -1,0 +1,40 @@
+# The two commands of the README's quick start: `make demo` and `make test`.
+# TORCH is the torch requirement installed into the venv. The default pins the
+# CPU build this machine serves from a local wheel; a GPU user runs
+# `make demo TORCH=torch` (or installs a CUDA torch into .venv first: an
+# installed torch is kept).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+STDLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
+DEMO_MINUTES ?= 5
+
+.PHONY: setup demo test lint pytest e2e clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check '$(TORCH)'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/charcode train --language python --repo $(STDLIB) --size small --minutes $(DEMO_MINUTES) --output runs/python.safetensors
+	$(VENV)/bin/charcode hallucinate --model runs/python.safetensors --count 2 --seed 1
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+pytest: setup
+	$(VENV)/bin/pytest -q; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$code
+
+e2e: setup
+	if [ -x client-vscode/scripts/ci.sh ]; then CHARCODE_PYTHON=$(abspath $(PY)) bash client-vscode/scripts/ci.sh; fi
+
+test: lint pytest e2e
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,1 @@
+"""charcode.server: the pygls language server."""

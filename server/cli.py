@@ -1,0 +1,31 @@
+"""The `charcode` console script: the training commands plus `serve`.
+
+It lives in charcode.server because `serve` needs the server, and the
+training package never imports the server.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from charcode.training import cli as training_cli
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = training_cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    serve = sub.add_parser(
+        "serve", help="run the language server on stdio (or --tcp HOST:PORT)", add_help=False
+    )
+    serve.set_defaults(func=None)
+    if argv and argv[0] == "serve":
+        from charcode.server.main import serve_main
+
+        return serve_main(argv[1:])
+    args = parser.parse_args(argv)
+    return training_cli.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

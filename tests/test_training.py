@@ -1,0 +1,328 @@
+"""The training command path end to end at tiny sizes: train, resume, fine-tune, sample, eval, models."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from charcode.server.cli import main
+from charcode.training.checkpoint import read_metadata, state_path
+from charcode.training.trainer import last_path, lr_factor, metrics_path
+
+TINY = ["--size", "tiny", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01"]
+
+
+def train_args(repo, out, cache, *extra):
+    return [
+        "train",
+        "--language",
+        "python",
+        "--repo",
+        str(repo),
+        "--output",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        *TINY,
+        *extra,
+    ]
+
+
+def test_train_writes_a_self_describing_checkpoint(tiny_python_model):
+    meta = read_metadata(tiny_python_model)
+    assert meta["language"] == "python"
+    assert ".py" in meta["extensions"]
+    assert meta["model"]["layers"] == 1 and meta["model"]["hidden"] == 32
+    t = meta["training"]
+    assert t["steps"] == 60 and t["chars_seen"] == 60 * 8 * 64
+    assert 0 < t["val_bits_per_char"] < 8
+    assert t["corpus"]["files"] == 12 and len(t["corpus"]["sha256"]) == 64
+    assert t["device"] == "cpu" and t["finished"]
+    lines = [json.loads(x) for x in metrics_path(tiny_python_model).read_text().splitlines()]
+    vals = [x["val_bits_per_char"] for x in lines if "val_bits_per_char" in x]
+    assert len(vals) >= 2 and vals[-1] < vals[0]  # it learns
+    assert (
+        last_path(tiny_python_model).exists() and state_path(last_path(tiny_python_model)).exists()
+    )
+
+
+def test_weights_are_plain_cpu_tensors(tiny_python_model):
+    tensors = load_file(str(tiny_python_model))
+    assert all(
+        t.device.type == "cpu" and t.dtype in (torch.float16, torch.float32)
+        for t in tensors.values()
+    )
+
+
+def test_lr_schedule_warms_up_then_decays():
+    assert lr_factor(0, 0.0, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 0.1, 10) == 1.0
+    assert lr_factor(50, 0.5, 10) == pytest.approx(0.55)
+    assert lr_factor(100, 1.0, 10) == pytest.approx(0.1)
+
+
+def _weights(path):
+    return load_file(str(path))
+
+
+def test_kill_and_resume_continues_exactly(python_repo, cache_dir, tmp_path):
+    """A kill -9 after a save, then --resume, ends with the same weights as an uninterrupted run."""
+    straight = tmp_path / "straight" / "m.safetensors"
+    assert (
+        main(
+            train_args(
+                python_repo,
+                straight,
+                cache_dir,
+                "--steps",
+                "40",
+                "--eval-every",
+                "5",
+                "--dropout",
+                "0.2",
+            )
+        )
+        == 0
+    )
+
+    out = tmp_path / "killed" / "m.safetensors"
+    cmd = [
+        sys.executable,
+        "-m",
+        "charcode.training",
+        *train_args(
+            python_repo, out, cache_dir, "--steps", "40", "--eval-every", "5", "--dropout", "0.2"
+        ),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    state = state_path(last_path(out))
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # Whatever was saved is intact and loadable.
+    saved_step = read_metadata(last_path(out))["training"]["steps"]
+    assert 0 < saved_step <= 40
+    assert (
+        main(
+            [
+                *train_args(
+                    python_repo,
+                    out,
+                    cache_dir,
+                    "--steps",
+                    "40",
+                    "--eval-every",
+                    "5",
+                    "--dropout",
+                    "0.2",
+                ),
+                "--resume",
+            ]
+        )
+        == 0
+    )
+    a, b = _weights(last_path(straight)), _weights(last_path(out))
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert read_metadata(last_path(out))["training"]["steps"] == 40
+
+
+def test_init_from_fine_tunes_a_checkpoint(tiny_python_model, python_repo, cache_dir, tmp_path):
+    out = tmp_path / "ft.safetensors"
+    assert (
+        main(
+            train_args(
+                python_repo, out, cache_dir, "--steps", "5", "--init-from", str(tiny_python_model)
+            )
+        )
+        == 0
+    )
+    meta = read_metadata(out)
+    assert meta["training"]["init_from"]["path"] == str(tiny_python_model)
+    base = read_metadata(tiny_python_model)["training"]["val_bits_per_char"]
+    # Starting from a trained model, five steps keep it near where it was (a fresh model is ~8 bits).
+    assert meta["training"]["val_bits_per_char"] < base + 0.5
+
+
+def test_progress_json_lines(python_repo, cache_dir, tmp_path, capsys):
+    out = tmp_path / "p.safetensors"
+    assert main(train_args(python_repo, out, cache_dir, "--steps", "3", "--progress-json")) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[-1]["done"] is True and lines[-1]["path"] == str(out)
+    assert all({"step", "percent", "chars_per_sec", "loss"} <= set(x) for x in lines[:-1])
+
+
+def test_sample_is_deterministic_per_seed(tiny_python_model, capsys):
+    args = [
+        "sample",
+        "--model",
+        str(tiny_python_model),
+        "--prime",
+        "def ",
+        "--length",
+        "80",
+        "--seed",
+        "3",
+    ]
+    assert main(args) == 0
+    first = capsys.readouterr().out
+    assert main(args) == 0
+    assert capsys.readouterr().out == first and first.startswith("def ")
+
+
+def test_hallucinate_json(tiny_python_model, capsys):
+    assert (
+        main(
+            [
+                "hallucinate",
+                "--model",
+                str(tiny_python_model),
+                "--count",
+                "3",
+                "--json",
+                "--max-chars",
+                "400",
+            ]
+        )
+        == 0
+    )
+    results = json.loads(capsys.readouterr().out)
+    assert [r["seed"] for r in results] == [0, 1, 2]
+    for r in results:
+        assert r["text"].startswith("def ")
+        assert r["stopped"] in ("end_of_function", "length")
+
+
+def test_eval_json(tiny_python_model, python_repo, capsys):
+    assert main(["eval", "--model", str(tiny_python_model), "--json", str(python_repo)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["files"] == 12 and result["chars"] > 10_000 and 0 < result["bits_per_char"] < 8
+
+
+def test_models_lists_search_order(tiny_python_model, tmp_path, monkeypatch, capsys):
+    ws = tmp_path / "ws"
+    (ws / ".charcode" / "models").mkdir(parents=True)
+    (ws / ".charcode" / "models" / "python.safetensors").write_bytes(tiny_python_model.read_bytes())
+    (ws / ".charcode" / "models" / "lua.safetensors").write_bytes(b"not a checkpoint")
+    monkeypatch.chdir(ws)
+    monkeypatch.setenv("CHARCODE_MODELS_DIR", str(tmp_path / "none"))
+    assert main(["models", "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    ours = [e for e in entries if e["source"] == "workspace"]
+    assert {e["language"] for e in ours} == {"python", "lua"}
+    lua = next(e for e in ours if e["language"] == "lua")
+    assert lua["error"] and "not a charcode" in lua["error"]
+
+
+# -- bad input: one line, non-zero exit, no traceback ---------------------------------
+
+
+def run_cli(*args, env=None):
+    proc = subprocess.run(
+        [sys.executable, "-m", "charcode.server.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    return proc.returncode, proc.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["train", "--language", "python", "--repo", "/nonexistent/repo", "--steps", "1"],
+            "does not exist",
+        ),
+        (
+            ["train", "--language", "cobol", "--repo", ".", "--steps", "1"],
+            "unknown language 'cobol'",
+        ),
+        (["sample", "--model", "/nonexistent.safetensors"], "no such checkpoint"),
+        (["hallucinate", "--language", "klingon"], "unknown language"),
+    ],
+)
+def test_bad_input_one_line(args, message):
+    code, err = run_cli(*args)
+    assert code != 0
+    assert message in err and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+def test_repo_without_files_of_the_language_names_extensions(tmp_path):
+    (tmp_path / "x.c").write_text("int main(void) { return 0; }\n")
+    code, err = run_cli(
+        "train",
+        "--language",
+        "lua",
+        "--repo",
+        str(tmp_path),
+        "--steps",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
+    assert code != 0 and ".lua" in err and "Traceback" not in err
+
+
+def test_corrupt_and_truncated_checkpoints(tiny_python_model, tmp_path):
+    data = tiny_python_model.read_bytes()
+    truncated = tmp_path / "t.safetensors"
+    truncated.write_bytes(data[: len(data) // 2])
+    garbage = tmp_path / "g.safetensors"
+    garbage.write_bytes(os.urandom(5000))
+    for path in (truncated, garbage):
+        code, err = run_cli("sample", "--model", str(path))
+        assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, (f"touch {os.environ.get('EVIL_MARKER', '/tmp/charcode-evil')}",))
+
+
+def test_pickle_renamed_safetensors_is_never_unpickled(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.safetensors"
+    os.environ["EVIL_MARKER"] = str(marker)
+    try:
+        torch.save({"weights": _Evil()}, evil)
+    finally:
+        del os.environ["EVIL_MARKER"]
+    code, err = run_cli("sample", "--model", str(evil))
+    assert code == 2 and "not a charcode" in err
+    assert not marker.exists()
+
+
+def test_out_of_space_during_save_keeps_previous_checkpoint(
+    tiny_python_model, python_repo, cache_dir, tmp_path
+):
+    """A save that fails with ENOSPC leaves the previous checkpoint byte-identical; one line."""
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(tiny_python_model.read_bytes())
+    before = out.read_bytes()
+    # Fail every write after 64 KB, as a full disk would (RLIMIT_FSIZE gives EFBIG; a tiny
+    # tmpfs is not available unprivileged, so simulate ENOSPC inside the save).
+    code = f"""
+import errno, sys, safetensors.torch as st
+def full(*a, **k): raise OSError(errno.ENOSPC, "No space left on device", a[1])
+st.save_file = full
+from charcode.server.cli import main
+sys.exit(main({train_args(python_repo, out, cache_dir, "--steps", "2")!r}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    err = proc.stderr.strip().splitlines()[-1]
+    assert "No space left" in err and "Traceback" not in proc.stderr
+    assert out.read_bytes() == before
+    assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]

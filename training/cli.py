@@ -1,0 +1,471 @@
+"""The `charcode` command line (all subcommands but `serve`, which lives in charcode.server)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .languages import LANGUAGES, UnknownLanguage, get_language
+
+
+class CliError(Exception):
+    """One line for the user; the process exits non-zero."""
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def add_subcommands(sub: argparse._SubParsersAction) -> None:
+    from .model import SIZES
+
+    t = sub.add_parser("train", help="build a corpus from repositories and train a model")
+    t.add_argument(
+        "--language", "-l", required=True, help=f"LSP language id ({', '.join(LANGUAGES)})"
+    )
+    t.add_argument(
+        "--repo", action="append", required=True, type=Path, help="a folder of code (repeatable)"
+    )
+    t.add_argument(
+        "--size",
+        default="small",
+        choices=list(SIZES),
+        help="named model size (default small = 2x256)",
+    )
+    t.add_argument("--layers", type=_positive_int, help="override the number of LSTM layers")
+    t.add_argument("--hidden", type=_positive_int, help="override the LSTM width")
+    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--steps", type=_positive_int, help="stop after N optimizer steps")
+    t.add_argument("--minutes", type=_positive_float, help="stop after M minutes of training")
+    t.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=32,
+        help="parallel streams (global, across processes)",
+    )
+    t.add_argument(
+        "--seq-len", type=_positive_int, default=128, help="characters per truncated-BPTT window"
+    )
+    t.add_argument("--lr", type=_positive_float, default=3e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument(
+        "--eval-every",
+        type=int,
+        default=0,
+        help="validate every N steps (default: ten times per run)",
+    )
+    t.add_argument(
+        "--val-chars",
+        type=_positive_int,
+        default=1_000_000,
+        help="validation characters per evaluation",
+    )
+    t.add_argument(
+        "--val-fraction", type=float, default=0.05, help="share of files held out for validation"
+    )
+    t.add_argument(
+        "--max-file-bytes",
+        type=_positive_int,
+        default=1_000_000,
+        help="skip files larger than this",
+    )
+    t.add_argument("--cache-dir", type=Path, help="where encoded corpora are cached")
+    t.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        help="checkpoint path (default: the user models folder, <language>.safetensors)",
+    )
+    t.add_argument("--resume", action="store_true", help="continue the run that wrote --output")
+    t.add_argument(
+        "--init-from", type=Path, help="fine-tune this checkpoint instead of starting from scratch"
+    )
+    t.add_argument(
+        "--progress-json", action="store_true", help="print progress as JSON lines on stdout"
+    )
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="sample text from a model")
+    _model_args(s)
+    s.add_argument("--prime", default="", help="text to start from")
+    s.add_argument("--length", type=_positive_int, default=500)
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_sample)
+
+    h = sub.add_parser(
+        "hallucinate", help="write whole functions, stopping where each function ends"
+    )
+    _model_args(h)
+    h.add_argument(
+        "--prime", help="start of the function (default: the language's usual function start)"
+    )
+    h.add_argument("--temperature", type=float, default=0.7)
+    h.add_argument("--seed", type=int, default=0)
+    h.add_argument(
+        "--count",
+        type=_positive_int,
+        default=1,
+        help="functions to write (seeds seed, seed+1, ...)",
+    )
+    h.add_argument("--max-chars", type=_positive_int, default=3000)
+    h.add_argument("--json", action="store_true")
+    h.set_defaults(func=cmd_hallucinate)
+
+    e = sub.add_parser("eval", help="bits per character of a model on files or folders")
+    _model_args(e)
+    e.add_argument("paths", nargs="+", type=Path)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    m = sub.add_parser("models", help="list the models found and where")
+    m.add_argument("--json", action="store_true")
+    m.add_argument(
+        "--models-dir",
+        type=Path,
+        help="the user models folder (default $CHARCODE_MODELS_DIR or the platform data dir)",
+    )
+    m.set_defaults(func=cmd_models)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", type=Path, help="a .safetensors checkpoint")
+    p.add_argument("--language", "-l", help="use the model found for this language")
+    p.add_argument("--models-dir", type=Path, help="the user models folder")
+    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+
+
+def build_parser(prog: str = "charcode") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog, description="Character-level code models: train, sample, evaluate."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_subcommands(sub)
+    return parser
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def _resolve_model(args):
+    from .checkpoint import load_checkpoint
+    from .registry import find_model
+    from .trainer import pick_device
+
+    if args.model is None and args.language is None:
+        raise CliError("give --model PATH or --language L")
+    if args.model is None:
+        get_language(args.language)
+        entry = find_model(args.language, workspace=Path.cwd(), models_dir=args.models_dir)
+        if entry is None:
+            raise CliError(
+                f"no model for {args.language}; train one with `charcode train --language {args.language} --repo PATH`"
+            )
+        path = entry.path
+    else:
+        path = args.model
+    return load_checkpoint(path, device=pick_device(args.device))
+
+
+def cmd_train(args) -> int:
+    from .corpus import build_corpus
+    from .registry import user_models_dir
+    from .trainer import (
+        Distributed,
+        TrainConfig,
+        Trainer,
+        TrainingError,
+        pick_device,
+        progress_dict,
+    )
+
+    language = get_language(args.language)
+    if args.steps is None and args.minutes is None:
+        raise CliError("give a budget: --steps N or --minutes M")
+    output = (args.output or user_models_dir() / f"{language.id}.safetensors").expanduser()
+    if output.suffix != ".safetensors":
+        raise CliError(f"--output must end in .safetensors, got {output}")
+    device = pick_device(args.device)
+    dist = Distributed(device)
+    quiet_rank = not dist.is_main
+    log = (lambda _m: None) if quiet_rank else (lambda m: print(m, file=sys.stderr, flush=True))
+
+    def build():
+        return build_corpus(
+            args.repo,
+            language.id,
+            cache_dir=args.cache_dir,
+            val_fraction=args.val_fraction,
+            max_file_bytes=args.max_file_bytes,
+            progress=log,
+        )
+
+    # Rank 0 builds (and caches) the corpus; the others then read the cache.
+    corpus = build() if dist.is_main else None
+    dist.barrier()
+    if corpus is None:
+        corpus = build()
+    config = TrainConfig(
+        language=language.id,
+        output=output,
+        size=args.size,
+        layers=args.layers,
+        hidden=args.hidden,
+        dropout=args.dropout,
+        steps=args.steps,
+        minutes=args.minutes,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        eval_every=args.eval_every,
+        val_chars=args.val_chars,
+        resume=args.resume,
+        init_from=args.init_from,
+        extensions=list(language.extensions),
+    )
+    if not args.resume and not quiet_rank:
+        from .trainer import last_path, metrics_path
+
+        if last_path(output).exists():
+            log(
+                f"note: starting over; {last_path(output)} will be replaced (use --resume to continue it)"
+            )
+        metrics_path(output).unlink(missing_ok=True)
+    if args.progress_json:
+
+        def on_progress(p):
+            print(json.dumps(progress_dict(p)), flush=True)
+
+        bar = None
+    else:
+        bar = _ProgressBar(args.steps, args.minutes, disabled=quiet_rank)
+        on_progress = bar.update
+    try:
+        trainer = Trainer(
+            config,
+            corpus.train,
+            corpus.val,
+            corpus.summary,
+            on_progress=on_progress,
+            log=log,
+            dist=dist,
+        )
+        log(
+            f"model {trainer.model.config.layers}x{trainer.model.config.hidden} "
+            f"({trainer.model.num_parameters():,} parameters) on {trainer.device}, "
+            f"{dist.world} process(es), batch {args.batch_size} x {args.seq_len}"
+        )
+        result = trainer.run()
+    except TrainingError as e:
+        raise CliError(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+        dist.close()
+    if not quiet_rank:
+        if args.progress_json:
+            print(json.dumps({"done": True, **result}), flush=True)
+        else:
+            print(
+                f"saved {result['path']} (val {result['val_bits_per_char']:.3f} bits/char, {result['steps']:,} steps)"
+            )
+    return 0
+
+
+class _ProgressBar:
+    """tqdm bar on stderr: percent of the budget, characters/s, loss, val bits/char, ETA."""
+
+    def __init__(self, steps, minutes, disabled=False):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=100,
+            unit="%",
+            disable=disabled,
+            file=sys.stderr,
+            bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]",
+        )
+
+    def update(self, p) -> None:
+        self.bar.n = p.percent
+        post = {"step": p.step, "char/s": f"{p.chars_per_sec:,.0f}", "loss": f"{p.loss:.3f}"}
+        if p.val_bits_per_char is not None:
+            post["val"] = f"{p.val_bits_per_char:.3f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def cmd_sample(args) -> int:
+    from .sampling import sample
+
+    ckpt = _resolve_model(args)
+    prime = args.prime.encode("utf-8")
+    text, _ = sample(ckpt.model, prime, args.length, args.temperature, args.seed)
+    sys.stdout.write((prime + text).decode("utf-8", "replace") + "\n")
+    return 0
+
+
+def hallucinate(
+    ckpt, language_id: str, prime: str | None, temperature: float, seed: int, max_chars: int
+) -> dict:
+    """One function: the prime plus sampled text, cut by the language's stop rule."""
+    from .sampling import sample
+
+    language = get_language(language_id)
+    head = (prime if prime is not None else language.function_prime).encode("utf-8")
+    stop = language.stop_rule
+    for attempt in range(8):  # a C declaration ("int f(void);") is not a function: sample again
+        text, result = sample(
+            ckpt.model, head, max_chars, temperature, seed * 1000 + attempt, stop_rule=stop
+        )
+        if result is None or result.reason != "declaration":
+            break
+    stopped = "length" if result is None else result.reason
+    full = (head + text).decode("utf-8", "replace")
+    return {"seed": seed, "text": full, "stopped": stopped, "chars": len(full)}
+
+
+def cmd_hallucinate(args) -> int:
+    ckpt = _resolve_model(args)
+    language_id = args.language or ckpt.language
+    if not language_id:
+        raise CliError(f"{args.model} does not say its language; pass --language")
+    get_language(language_id)
+    results = [
+        hallucinate(ckpt, language_id, args.prime, args.temperature, args.seed + i, args.max_chars)
+        for i in range(args.count)
+    ]
+    if args.json:
+        print(json.dumps(results if args.count > 1 else results[0], ensure_ascii=False, indent=1))
+    else:
+        for r in results:
+            print(r["text"].rstrip("\n"))
+            if args.count > 1:
+                print()
+    return 0
+
+
+def _eval_files(paths: list[Path], language_id: str) -> list[Path]:
+    from .corpus import collect_files
+
+    files: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise CliError(f"{p} does not exist")
+        if p.is_dir():
+            found, _ = collect_files([p], language_id)
+            files.extend(f.path for f in found)
+        else:
+            files.append(p)
+    if not files:
+        exts = " ".join(get_language(language_id).extensions)
+        raise CliError(f"no {language_id} files ({exts}) found in {' '.join(map(str, paths))}")
+    return files
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import bits_per_char, file_symbols
+
+    ckpt = _resolve_model(args)
+    language_id = args.language or ckpt.language or "python"
+    files = _eval_files(args.paths, language_id)
+    data, n = file_symbols(files)
+    if len(data) < 2:
+        raise CliError("the files are empty")
+    bits, chars = bits_per_char(ckpt.model, data, next(ckpt.model.parameters()).device)
+    if args.json:
+        print(json.dumps({"bits_per_char": round(bits, 4), "chars": chars, "files": n}))
+    else:
+        print(f"{bits:.4f} bits/char over {chars:,} characters in {n} file(s)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from .registry import list_models
+
+    entries = list_models(workspace=Path.cwd(), models_dir=args.models_dir)
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "language": e.language,
+                        "path": str(e.path),
+                        "source": e.source,
+                        "meta": e.meta,
+                        "error": e.error,
+                    }
+                    for e in entries
+                ],
+                indent=1,
+            )
+        )
+        return 0
+    if not entries:
+        print("no models found; train one with `charcode train --language L --repo PATH`")
+        return 0
+    for e in entries:
+        if e.error:
+            print(f"{e.language:12} {e.source:9} {e.path}  UNUSABLE: {e.error}")
+            continue
+        m, t = e.meta["model"], e.meta.get("training", {})
+        val = t.get("val_bits_per_char")
+        val_s = f"{val:.3f} bits/char" if isinstance(val, (int, float)) else "not validated"
+        print(
+            f"{e.language:12} {e.source:9} {m.get('layers')}x{m.get('hidden')}  {val_s}  {e.path}"
+        )
+    return 0
+
+
+# -- entry point -------------------------------------------------------------
+
+
+def run(args) -> int:
+    """Run a parsed command, turning every expected failure into one line and exit code."""
+    from .checkpoint import CheckpointError
+    from .corpus import CorpusError
+    from .trainer import TrainingError
+
+    try:
+        return args.func(args)
+    except (CliError, CheckpointError, CorpusError, TrainingError, UnknownLanguage) as e:
+        print(f"charcode: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("charcode: interrupted (a training run continues with --resume)", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(
+            f"charcode: error: {e.strerror or e} ({e.filename or ''}); free some space or check permissions",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # torchrun -m charcode.training <train args>: the subcommand is optional.
+    if argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
+        argv = ["train", *argv]
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    return run(args)

@@ -1,0 +1,488 @@
+"""The training loop: stateful truncated BPTT, AdamW, clipping, warmup then cosine decay,
+periodic validation, best/last checkpoints, exact resume, DDP across processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from .batches import StreamBatcher
+from .checkpoint import (
+    load_checkpoint,
+    load_resume_state,
+    save_checkpoint,
+    save_resume_state,
+    state_path,
+)
+from .evaluate import bits_per_char
+from .model import CharLSTM, ModelConfig, detach_state
+from .symbols import BOUNDARY
+
+
+class TrainingError(Exception):
+    """Training cannot start or continue; the message says what to do."""
+
+
+@dataclass
+class TrainConfig:
+    language: str
+    output: Path
+    size: str = "small"
+    layers: int | None = None
+    hidden: int | None = None
+    dropout: float = 0.1
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 32
+    seq_len: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    warmup: int = 100
+    seed: int = 0
+    device: str = "auto"
+    eval_every: int = 0  # steps; 0: about ten evaluations over the budget
+    val_chars: int = 1_000_000
+    resume: bool = False
+    init_from: Path | None = None
+    extensions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    step: int
+    total_steps: int | None
+    percent: float
+    chars_per_sec: float
+    loss: float
+    val_bits_per_char: float | None
+    eta_s: float | None
+
+
+def last_path(output: Path) -> Path:
+    return output.with_name(output.name.removesuffix(".safetensors") + ".last.safetensors")
+
+
+def metrics_path(output: Path) -> Path:
+    return output.with_name(output.name.removesuffix(".safetensors") + ".metrics.jsonl")
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "--device cuda was asked for but torch sees no CUDA device; use --device cpu"
+        )
+    if name not in ("cpu", "cuda"):
+        raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+class Distributed:
+    """Rank and world size from torchrun's environment; a no-op for one process."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        if self.enabled and not torch.distributed.is_initialized():
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            torch.distributed.init_process_group(backend)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def max(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return float(t)
+
+    def mean(self, value: float) -> float:
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t) / self.world
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        if self.enabled and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def lr_factor(step: int, fraction: float, warmup: int) -> float:
+    """Linear warmup over `warmup` steps, then cosine decay to 10% as the budget runs out."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction)))
+
+
+def _rng_state() -> dict:
+    # Stored as tensors so the state file loads with torch.load(weights_only=True).
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": torch.tensor(list(json.dumps(random.getstate()).encode()), dtype=torch.uint8),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+    py = json.loads(bytes(state["python"].tolist()).decode())
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: TrainConfig,
+        train_data: np.ndarray,
+        val_data: np.ndarray,
+        corpus_summary: dict,
+        on_progress: Callable[[Progress], None] | None = None,
+        log: Callable[[str], None] = print,
+        dist: Distributed | None = None,
+    ):
+        if config.steps is None and config.minutes is None:
+            raise TrainingError("give a budget: --steps N or --minutes M")
+        self.cfg = config
+        self.device = pick_device(config.device)
+        self.dist = dist or Distributed(self.device)
+        self.on_progress = on_progress
+        self.log = log if self.dist.is_main else (lambda _msg: None)
+        self.corpus_summary = corpus_summary
+        if len(val_data) < 2:
+            # One file cannot be split; validate on training text and say so in the metadata.
+            self.log(
+                "note: no validation files (the corpus has one file); validating on training text"
+            )
+            val_data = train_data
+            corpus_summary = {**corpus_summary, "validation": "training text"}
+            self.corpus_summary = corpus_summary
+        self.val_data = val_data
+        torch.manual_seed(config.seed)
+        random.seed(config.seed)
+        np.random.seed(config.seed)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(
+                self.dist.local_rank if self.dist.enabled else torch.cuda.current_device()
+            )
+            self.device = torch.device("cuda", torch.cuda.current_device())
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        try:
+            self.batcher = StreamBatcher(
+                train_data, config.batch_size, config.seq_len, self.dist.rank, self.dist.world
+            )
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
+        self.model = self._build_model()
+        self.ddp = (
+            torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+            if self.dist.enabled
+            else self.model
+        )
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            betas=(0.9, 0.99),
+            fused=self.device.type == "cuda",
+        )
+        self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+        self.step = 0
+        self.elapsed = 0.0  # training seconds, carried across resumes
+        self.chars_seen = 0
+        self.best_val = math.inf
+        self.last_val: float | None = None
+        self.state = None
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        if config.resume:
+            self._resume()
+
+    # -- setup -------------------------------------------------------------
+
+    def _build_model(self) -> CharLSTM:
+        cfg = self.cfg
+        if cfg.init_from:
+            ckpt = load_checkpoint(cfg.init_from)  # CheckpointError reaches the CLI as one line
+            base = ckpt.model.config
+            model = CharLSTM(ModelConfig(base.layers, base.hidden, base.embedding, cfg.dropout))
+            model.load_state_dict(ckpt.model.state_dict())
+            self.init_meta = ckpt.meta
+            self.log(f"fine-tuning {cfg.init_from} ({base.layers}x{base.hidden})")
+        else:
+            try:
+                mc = ModelConfig.named(cfg.size, cfg.dropout, cfg.layers, cfg.hidden)
+            except ValueError as e:
+                raise TrainingError(str(e)) from None
+            model = CharLSTM(mc)
+            self.init_meta = None
+        return model.to(self.device)
+
+    def _resume(self) -> None:
+        path = last_path(self.cfg.output)
+        if not path.exists():
+            raise TrainingError(
+                f"nothing to resume: {path} does not exist; train without --resume first"
+            )
+        ckpt = load_checkpoint(path)
+        if (
+            ckpt.model.config.layers != self.model.config.layers
+            or ckpt.model.config.hidden != self.model.config.hidden
+        ):
+            raise TrainingError(
+                f"{path} is a {ckpt.model.config.layers}x{ckpt.model.config.hidden} model; resume with the same size"
+            )
+        self.model.load_state_dict(ckpt.model.state_dict())
+        st = load_resume_state(state_path(path))
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.step = int(st["step"])
+        self.elapsed = float(st["elapsed"])
+        self.chars_seen = int(st["chars_seen"])
+        self.best_val = float(st["best_val"])
+        self.started = st.get("started", self.started)
+        lstm = st.get("lstm_state")
+        if lstm is not None and self.dist.world == 1 and lstm[0].shape[1] == self.cfg.batch_size:
+            self.state = (lstm[0].to(self.device), lstm[1].to(self.device))
+        _set_rng_state(st["rng"])
+        self.log(f"resumed at step {self.step:,} ({self.chars_seen:,} characters seen)")
+
+    # -- budget ------------------------------------------------------------
+
+    def fraction_done(self, elapsed: float) -> float:
+        parts = []
+        if self.cfg.steps:
+            parts.append(self.step / self.cfg.steps)
+        if self.cfg.minutes:
+            parts.append(elapsed / (self.cfg.minutes * 60))
+        return self.dist.max(max(parts))
+
+    # -- checkpoints -------------------------------------------------------
+
+    def metadata(self, val: float | None, finished: bool) -> dict:
+        s = self.corpus_summary
+        meta = {
+            "name": self.cfg.output.name.removesuffix(".safetensors"),
+            "language": self.cfg.language,
+            "extensions": list(self.cfg.extensions),
+            "model": {**self.model.config.to_dict(), "parameters": self.model.num_parameters()},
+            "training": {
+                "steps": self.step,
+                "chars_seen": self.chars_seen,
+                "val_bits_per_char": None if val is None or math.isinf(val) else round(val, 4),
+                "corpus": {
+                    k: s.get(k)
+                    for k in ("files", "bytes", "sha256", "train_files", "val_files", "roots")
+                },
+                "started": self.started,
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")
+                if finished
+                else None,
+                "device": torch.cuda.get_device_name(self.device)
+                if self.device.type == "cuda"
+                else "cpu",
+                "processes": self.dist.world,
+                "seconds": round(self.elapsed, 1),
+                "batch_size": self.cfg.batch_size,
+                "seq_len": self.cfg.seq_len,
+                "lr": self.cfg.lr,
+                "seed": self.cfg.seed,
+            },
+        }
+        if self.init_meta is not None:
+            meta["training"]["init_from"] = {
+                "path": str(self.cfg.init_from),
+                "name": self.init_meta.get("name"),
+                "training": self.init_meta.get("training"),
+            }
+        return meta
+
+    def save(self, val: float | None, finished: bool = False) -> None:
+        if not self.dist.is_main:
+            return
+        meta = self.metadata(val, finished)
+        last = last_path(self.cfg.output)
+        save_checkpoint(last, self.model, meta)
+        state = {
+            "optimizer": self.optimizer.state_dict(),
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "chars_seen": self.chars_seen,
+            "best_val": self.best_val,
+            "started": self.started,
+            "rng": _rng_state(),
+            "lstm_state": None
+            if self.state is None
+            else (self.state[0].cpu(), self.state[1].cpu()),
+        }
+        save_resume_state(state_path(last), state)
+        if val is not None and val <= self.best_val:
+            save_checkpoint(self.cfg.output, self.model, meta)
+
+    def write_metrics(self, record: dict) -> None:
+        if self.dist.is_main:
+            with open(metrics_path(self.cfg.output), "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    # -- loop --------------------------------------------------------------
+
+    def validate(self) -> float:
+        val = math.inf
+        if self.dist.is_main:
+            val, _ = bits_per_char(
+                self.model,
+                self.val_data,
+                self.device,
+                max_chars=self.cfg.val_chars,
+                autocast_dtype=self.autocast_dtype,
+            )
+        if self.dist.enabled:  # share rank 0's figure: the others contribute zero to the sum
+            val = self.dist.mean(val if self.dist.is_main else 0.0) * self.dist.world
+        self.last_val = val
+        return val
+
+    def train_step(self) -> float:
+        window = self.batcher.window(self.step)
+        if window.reset:
+            self.state = None
+        x, y = (
+            window.x.to(self.device, non_blocking=True),
+            window.y.to(self.device, non_blocking=True),
+        )
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+        ):
+            logits, state = self.ddp(x, self.state)
+        loss = F.cross_entropy(
+            logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=BOUNDARY
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip)
+        self.optimizer.step()
+        self.state = detach_state(state)
+        return loss.detach()
+
+    def run(self) -> dict:
+        cfg = self.cfg
+        cfg.output.parent.mkdir(parents=True, exist_ok=True)
+        warmup = min(cfg.warmup, max(1, (cfg.steps or 10**9) // 20))
+        eval_every_steps = cfg.eval_every or (max(1, cfg.steps // 10) if cfg.steps else 0)
+        eval_every_s = (cfg.minutes * 60 / 10) if (cfg.minutes and not cfg.eval_every) else None
+        self.model.train()
+        t_start = time.perf_counter() - self.elapsed
+        last_eval_t = time.perf_counter()
+        rate_t, rate_chars = time.perf_counter(), 0
+        loss_sum, loss_n = None, 0
+        rate = 0.0
+        global_chars_per_step = self.batcher.chars_per_step * self.dist.world
+        while True:
+            self.elapsed = time.perf_counter() - t_start
+            fraction = self.fraction_done(self.elapsed)
+            if fraction >= 1.0:
+                break
+            for group in self.optimizer.param_groups:
+                group["lr"] = cfg.lr * lr_factor(self.step, fraction, warmup)
+            loss = self.train_step()
+            loss_sum = loss if loss_sum is None else loss_sum + loss
+            loss_n += 1
+            self.step += 1
+            self.chars_seen += global_chars_per_step
+            rate_chars += global_chars_per_step
+            now = time.perf_counter()
+            due = (eval_every_steps and self.step % eval_every_steps == 0) or (
+                eval_every_s is not None and now - last_eval_t >= eval_every_s
+            )
+            if self.dist.enabled:  # every rank must take part, or the collective hangs
+                due = self.dist.max(1.0 if due else 0.0) > 0
+            if now - rate_t >= 1.0 or due:
+                rate = rate_chars / (now - rate_t)
+                rate_t, rate_chars = now, 0
+                mean_loss = float(loss_sum) / loss_n / math.log(2)
+                loss_sum, loss_n = None, 0
+                self._report(fraction, rate, mean_loss)
+            if due:
+                self._evaluate_and_save(rate)
+                last_eval_t = time.perf_counter()
+        self.elapsed = time.perf_counter() - t_start
+        val = self._evaluate_and_save(rate, finished=True)
+        self.dist.barrier()
+        return {
+            "path": str(cfg.output),
+            "val_bits_per_char": round(val, 4),
+            "steps": self.step,
+            "chars_seen": self.chars_seen,
+        }
+
+    def _evaluate_and_save(self, rate: float, finished: bool = False) -> float:
+        val = self.validate()
+        improved = val <= self.best_val
+        if improved:
+            self.best_val = val
+        self.save(val, finished=finished)
+        self.write_metrics(
+            {
+                "step": self.step,
+                "chars_seen": self.chars_seen,
+                "seconds": round(self.elapsed, 1),
+                "val_bits_per_char": round(val, 4),
+                "chars_per_sec": round(rate),
+            }
+        )
+        self.dist.barrier()
+        return self.best_val if finished else val
+
+    def _report(self, fraction: float, rate: float, loss_bits: float) -> None:
+        self.write_metrics(
+            {
+                "step": self.step,
+                "chars_seen": self.chars_seen,
+                "seconds": round(self.elapsed, 1),
+                "train_bits_per_char": round(loss_bits, 4),
+                "chars_per_sec": round(rate),
+            }
+        )
+        if self.on_progress is None or not self.dist.is_main:
+            return
+        eta = self.elapsed * (1 - fraction) / fraction if fraction > 0 else None
+        self.on_progress(
+            Progress(
+                step=self.step,
+                total_steps=self.cfg.steps,
+                percent=round(100 * min(1.0, fraction), 1),
+                chars_per_sec=round(rate),
+                loss=round(loss_bits, 4),
+                val_bits_per_char=None if self.last_val is None else round(self.last_val, 4),
+                eta_s=None if eta is None else round(eta, 1),
+            )
+        )
+
+
+def progress_dict(p: Progress) -> dict:
+    return asdict(p)
