@@ -1,0 +1,176 @@
+/**
+ * Setup: when no interpreter has charcode, offer to create charcode's private
+ * environment (a venv in the extension's global storage) and install the
+ * charcode wheel shipped inside the .vsix plus `charcode.torchRequirement`,
+ * with a cancellable progress notification. Every failure says what went
+ * wrong and how to fix it; nothing fails silently.
+ */
+import * as path from "path";
+import * as vscode from "vscode";
+
+import { errorMessage } from "./log";
+import {
+  createPrivateEnvironment,
+  describeFailure,
+  findWheel,
+  privateEnvDir,
+  type Resolution,
+  SetupError,
+} from "./python";
+import type { ServerManager } from "./server";
+import type { Settings } from "./settings";
+
+export const CREATE_ENVIRONMENT = "Create Environment";
+
+export class EnvironmentSetup {
+  private offering = false;
+  private creating: Promise<boolean> | undefined;
+  private lastResolution: Resolution | undefined;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly log: vscode.LogOutputChannel,
+    private readonly server: ServerManager,
+  ) {}
+
+  /** Called by the server manager when no interpreter works. */
+  offer(resolution: Resolution, settings: Settings): void {
+    this.lastResolution = resolution;
+    const why = describeFailure(resolution);
+    this.log.warn(why);
+    if (this.offering || this.creating) {
+      return;
+    }
+    this.offering = true;
+    void this.ask(why, settings).finally(() => {
+      this.offering = false;
+    });
+  }
+
+  private async ask(why: string, settings: Settings): Promise<void> {
+    if (settings.pythonPath) {
+      // an explicit choice is never replaced behind the user's back
+      const choice = await vscode.window.showErrorMessage(
+        `charcode: the interpreter in charcode.pythonPath cannot run the charcode server. ${why} ` +
+          "Install charcode and torch into it, or clear the setting to let charcode use its own environment.",
+        "Open Settings",
+        "Open Logs",
+      );
+      if (choice === "Open Settings") {
+        await vscode.commands.executeCommand("workbench.action.openSettings", "charcode.pythonPath");
+      } else if (choice === "Open Logs") {
+        this.log.show();
+      }
+      return;
+    }
+    const choice = await vscode.window.showWarningMessage(
+      `charcode needs a Python environment with charcode and torch. ${why} ` +
+        `Create a private environment for charcode? It installs the charcode package shipped with the extension and ${settings.torchRequirement} with pip (torch is large: hundreds of MB to a few GB).`,
+      CREATE_ENVIRONMENT,
+      "Set Interpreter Path",
+      "Open Logs",
+    );
+    if (choice === CREATE_ENVIRONMENT) {
+      await this.create();
+    } else if (choice === "Set Interpreter Path") {
+      await vscode.commands.executeCommand("workbench.action.openSettings", "charcode.pythonPath");
+    } else if (choice === "Open Logs") {
+      this.log.show();
+    }
+  }
+
+  /** Creates (or re-creates) the private environment, then restarts the server. */
+  create(): Promise<boolean> {
+    this.creating ??= this.createNow().finally(() => {
+      this.creating = undefined;
+    });
+    return this.creating;
+  }
+
+  private basePythons(): string[] {
+    const fromResolution = (this.lastResolution?.tried ?? [])
+      .filter(({ candidate }) => candidate.source !== "privateEnv")
+      .map(({ candidate, probe }) => probe.executable ?? candidate.python);
+    const defaults = process.platform === "win32" ? ["py", "python"] : ["python3", "python"];
+    return [...new Set([...fromResolution, ...defaults])];
+  }
+
+  private async createNow(): Promise<boolean> {
+    const settings = this.server.settings();
+    const envDir = privateEnvDir(this.context.globalStorageUri.fsPath);
+    const wheel = findWheel(path.join(this.context.extensionPath, "bundled"));
+    if (!wheel) {
+      void this.fail(
+        new SetupError(
+          "This build of the extension has no charcode wheel inside (bundled/charcode-*.whl).",
+          "Install charcode into a Python yourself (`pip install <path to charcode>`) and set charcode.pythonPath, or install a .vsix built with `npm run package`.",
+        ),
+      );
+      return false;
+    }
+    this.log.info(`Creating charcode's private environment in ${envDir} from ${wheel}`);
+    this.server.setInstalling(true);
+    let cancelled = false;
+    try {
+      const probe = await vscode.window.withProgress(
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: "charcode: setting up the Python environment",
+          cancellable: true,
+        },
+        (progress, token) => {
+          const abort = new AbortController();
+          token.onCancellationRequested(() => {
+            cancelled = true;
+            abort.abort();
+          });
+          return createPrivateEnvironment({
+            basePythons: this.basePythons(),
+            envDir,
+            wheel,
+            torchRequirement: settings.torchRequirement,
+            pipExtraArgs: settings.pipExtraArgs,
+            log: this.log,
+            onStep: (message) => progress.report({ message }),
+            signal: abort.signal,
+          });
+        },
+      );
+      this.log.info(`Private environment ready: ${probe.executable ?? probe.python}`);
+      void vscode.window.showInformationMessage(
+        `charcode: the Python environment is ready (charcode ${probe.charcodeVersion ?? ""}, Python ${probe.version ?? "?"}). Starting the language server.`,
+      );
+    } catch (e) {
+      this.server.setInstalling(false);
+      if (cancelled) {
+        this.log.warn("Environment setup cancelled");
+        void vscode.window
+          .showWarningMessage("charcode: environment setup cancelled; completions stay off until it is done.", CREATE_ENVIRONMENT)
+          .then((choice) => (choice ? this.create() : undefined));
+      } else {
+        // not awaited: "Retry" must find this attempt finished
+        void this.fail(e);
+      }
+      return false;
+    }
+    await this.server.restart();
+    return true;
+  }
+
+  private async fail(error: unknown): Promise<void> {
+    const setup = error instanceof SetupError ? error : undefined;
+    const message = setup ? `${setup.message} ${setup.hint}` : `Setting up the environment failed: ${errorMessage(error)}`;
+    this.log.error(message);
+    if (setup?.details) {
+      this.log.error(setup.details);
+    }
+    const choice = await vscode.window.showErrorMessage(`charcode: ${message}`, "Retry", "Open Logs", "Open Settings");
+    if (choice === "Retry") {
+      await this.create();
+    } else if (choice === "Open Logs") {
+      this.log.show();
+    } else if (choice === "Open Settings") {
+      await vscode.commands.executeCommand("workbench.action.openSettings", "charcode");
+    }
+  }
+}
