@@ -1,0 +1,72 @@
+"""textDocument/completion: a few ranked continuations of the word at the cursor.
+
+A batched beam search (width 5) over identifier bytes from the LSTM state at
+the cursor; a candidate's probability is that of its bytes followed by a
+character that ends the word. Each item's textEdit replaces the typed part
+of the word with the whole word; sortText keeps the model's order. The list
+is marked incomplete: the next keystroke asks again.
+"""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from .cursor import Cursor
+from .decode import Candidate, beam_words, describe_probability
+from .document import decode
+
+BEAM_WIDTH = 5
+MAX_WORD_BYTES = 32
+EMPTY = types.CompletionList(is_incomplete=True, items=[])
+
+
+async def completion(ls, params: types.CompletionParams) -> types.CompletionList:
+    doc = ls.documents.get(params.text_document.uri)
+    if doc is None or not ls.settings.enabled_for(doc.language_id):
+        return EMPTY
+    cursor = Cursor.at(doc, params.position, ls.encoding)
+    start = cursor.word_start()
+    candidates = await ls.runner.run(
+        (cursor.uri, "completion"),
+        word_candidates,
+        ls,
+        cursor,
+        stale=lambda: ls.documents.version(cursor.uri) != cursor.version,
+    )
+    if not candidates or ls.documents.version(cursor.uri) != cursor.version:
+        return EMPTY
+    typed = cursor.data[start : cursor.offset]
+    where = types.Range(start=doc.position_at(start, ls.encoding), end=cursor.position)
+    items = []
+    for rank, cand in enumerate(candidates):
+        word = decode(typed + cand.text)
+        items.append(
+            types.CompletionItem(
+                label=word,
+                kind=types.CompletionItemKind.Text,
+                detail=f"charcode {describe_probability(cand.logprob)}",
+                sort_text=f"{rank:04d}",
+                filter_text=word,
+                text_edit=types.TextEdit(range=where, new_text=word),
+            )
+        )
+    return types.CompletionList(is_incomplete=True, items=items)
+
+
+def word_candidates(ls, cursor: Cursor, *, should_stop) -> list[Candidate] | None:
+    """Inference thread: the best word continuations at the cursor, or None."""
+    model = ls.models.get(cursor.language)
+    if model is None:
+        return None
+    state = ls.engine.state_at(
+        cursor.uri, cursor.version, cursor.data, cursor.offset, model.runtime, should_stop
+    )
+    if state is None:
+        return None
+    return beam_words(
+        model.runtime, state, width=BEAM_WIDTH, max_bytes=MAX_WORD_BYTES, should_stop=should_stop
+    )
+
+
+def setup(server) -> None:
+    server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(completion)

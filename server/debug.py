@@ -1,0 +1,54 @@
+"""workspace/executeCommand charcode.debugStats (and charcode.debugHold with CHARCODE_DEBUG=1).
+
+debugStats reports the inference counters (jobs computed, skipped as stale,
+cancelled), the snapshot cache (documents, snapshots, bytes, cap), open
+documents, loaded models and the process's resident memory. debugHold keeps
+the inference thread busy for ``ms`` milliseconds; tests use it to queue work
+deterministically.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+
+from .arguments import field, single_object
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def debug_stats(ls, *args) -> dict:
+    return {
+        "inference": dict(ls.runner.stats.__dict__),
+        "cache": ls.engine.summary(),
+        "documents": len(ls.documents),
+        "models": {lang: str(m.path) for lang, m in ls.models.loaded().items()},
+        "rss_bytes": _rss_bytes(),
+        "position_encoding": ls.encoding,
+    }
+
+
+async def debug_hold(ls, *args) -> dict:
+    obj = single_object("charcode.debugHold", args)
+    ms = field("charcode.debugHold", obj, "ms", int, check=lambda v: 0 <= v <= 60_000)
+    await ls.runner.run(None, _sleep, ms / 1000, count=False)
+    return {}
+
+
+def _sleep(seconds: float, *, should_stop) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end and not should_stop():
+        time.sleep(0.005)
+    return True
+
+
+def setup(server) -> None:
+    server.command("charcode.debugStats")(debug_stats)
+    if server.debug:
+        server.command("charcode.debugHold")(debug_hold)

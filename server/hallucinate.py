@@ -1,0 +1,172 @@
+"""workspace/executeCommand charcode.hallucinateFunction: write a whole function at the cursor.
+
+Argument ``{uri, position, temperature?, maxChars?, seed?}``; result ``{text}``.
+The model samples from its state at the cursor (it has read the document up
+to there). On a line with nothing but indentation before the cursor, the text
+starts with the language's function prime (``def `` for Python). The
+language's stop rule, primed with the line before the cursor, ends the
+function. The text is inserted through ``workspace/applyEdit`` one line at a
+time as it is sampled (when the client supports applyEdit), with the
+document's line breaks. The same seed on the same text gives the same
+function; without a seed each call differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+from dataclasses import dataclass
+
+from lsprotocol import types
+
+from charcode.training.languages import LANGUAGES
+from charcode.training.stoprules import make_stop_rule
+
+from .arguments import bad, field, position, single_object
+from .cursor import Cursor
+from .decode import Sampled, sample_function
+from .document import decode, encode, units
+
+COMMAND = "charcode.hallucinateFunction"
+DEFAULT_MAX_CHARS = 3000
+APPLY_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Request:
+    cursor: Cursor
+    line_prefix: bytes
+    forced: bytes
+    temperature: float
+    max_chars: int
+    seed: int
+    eol: str
+
+
+async def hallucinate_function(ls, *args) -> dict:
+    req = _parse(ls, args)
+    loop = asyncio.get_running_loop()
+    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    streaming = _can_apply(ls)
+
+    def on_text(chunk: bytes) -> None:  # inference thread
+        loop.call_soon_threadsafe(pieces.put_nowait, _with_eol(decode(chunk), req.eol))
+
+    job = asyncio.ensure_future(
+        ls.runner.run(None, sample, ls, req, on_text if streaming else None, count=False)
+    )
+    job.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
+    msg_id = ls.protocol.msg_id
+    unhook = ls.protocol.on_cancel(msg_id, job.cancel) if msg_id is not None else (lambda: None)
+    inserted = ""
+    try:
+        while streaming and (piece := await pieces.get()) is not None:
+            if piece and not await _apply(ls, req.cursor, inserted, piece):
+                job.cancel()  # the client refused the edit: stop sampling
+                break
+            inserted += piece
+        result: Sampled | None = await job
+    finally:
+        unhook()
+        job.cancel()
+    if result is None:
+        return {"text": inserted}
+    text = _with_eol(decode(result.text), req.eol)
+    return {"text": text if not streaming else inserted}
+
+
+def _parse(ls, args: tuple) -> Request:
+    obj = single_object(COMMAND, args)
+    uri = field(COMMAND, obj, "uri", str)
+    pos = position(COMMAND, obj)
+    temperature = field(
+        COMMAND,
+        obj,
+        "temperature",
+        (int, float),
+        default=ls.settings.temperature,
+        check=lambda v: 0 <= v <= 5,
+    )
+    max_chars = field(
+        COMMAND, obj, "maxChars", int, default=DEFAULT_MAX_CHARS, check=lambda v: 1 <= v <= 100_000
+    )
+    seed = field(COMMAND, obj, "seed", int, default=None, check=lambda v: 0 <= v < 2**63)
+    doc = ls.documents.get(uri)
+    if doc is None:
+        raise bad(COMMAND, f"{uri} is not open (send textDocument/didOpen first)")
+    cursor = Cursor.at(doc, pos, ls.encoding)
+    prefix = doc.line_prefix(cursor.offset)
+    lang = LANGUAGES.get(doc.language_id)
+    forced = encode(lang.function_prime) if lang and not prefix.strip() else b""
+    if lang is not None and forced and prefix and lang.function_prime.startswith(" "):
+        forced = forced.lstrip(b" ")  # the line's own indentation comes first
+    return Request(
+        cursor=cursor,
+        line_prefix=prefix,
+        forced=forced,
+        temperature=float(temperature),
+        max_chars=max_chars,
+        seed=seed if seed is not None else random.randrange(2**31),
+        eol=doc.eol(),
+    )
+
+
+def sample(ls, req: Request, on_text, *, should_stop) -> Sampled | None:
+    """Inference thread: sample the function (None if there is no model or it was stopped)."""
+    cur = req.cursor
+    model = ls.models.get(cur.language)
+    if model is None:
+        return None
+    state = ls.engine.state_at(
+        cur.uri, cur.version, cur.data, cur.offset, model.runtime, should_stop
+    )
+    if state is None:
+        return None
+    lang = LANGUAGES.get(cur.language)
+    rule = lang.stop_rule if lang else "none"
+    return sample_function(
+        model.runtime,
+        state,
+        forced=req.forced,
+        stop_rule=lambda extra: make_stop_rule(rule, req.line_prefix + extra, cur.language),
+        temperature=req.temperature,
+        seed=req.seed,
+        max_chars=req.max_chars,
+        should_stop=should_stop,
+        on_text=on_text,
+    )
+
+
+def _with_eol(text: str, eol: str) -> str:
+    return re.sub(r"(?<!\r)\n", "\r\n", text) if eol == "\r\n" else text
+
+
+def _can_apply(ls) -> bool:
+    ws = ls.client_capabilities.workspace
+    return bool(ws and ws.apply_edit)
+
+
+def end_position(start: types.Position, text: str, encoding: str) -> types.Position:
+    """Where text inserted at start ends, in the client's units."""
+    lines = re.split(r"\r\n|\r|\n", text)
+    if len(lines) == 1:
+        return types.Position(line=start.line, character=start.character + units(text, encoding))
+    return types.Position(line=start.line + len(lines) - 1, character=units(lines[-1], encoding))
+
+
+async def _apply(ls, cursor: Cursor, inserted: str, piece: str) -> bool:
+    at = end_position(cursor.position, inserted, ls.encoding)
+    edit = types.WorkspaceEdit(
+        changes={cursor.uri: [types.TextEdit(range=types.Range(start=at, end=at), new_text=piece)]}
+    )
+    params = types.ApplyWorkspaceEditParams(edit=edit, label="charcode: hallucinate a function")
+    try:
+        result = await asyncio.wait_for(ls.workspace_apply_edit_async(params), APPLY_TIMEOUT_S)
+    except (asyncio.TimeoutError, Exception):
+        return False
+    return bool(result and result.applied)
+
+
+def setup(server) -> None:
+    server.command(COMMAND)(hallucinate_function)

@@ -1,0 +1,54 @@
+"""initialize, initialized, workspace/didChangeConfiguration, shutdown: settings and lifetime."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+
+from .settings import parse_settings
+
+log = logging.getLogger(__name__)
+
+
+def initialize(ls, params: types.InitializeParams) -> None:
+    ls.remember_loop()
+    settings, problems = parse_settings(params.initialization_options)
+    ls.apply_settings(settings, problems)
+
+
+async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
+    raw = params.settings
+    if not (isinstance(raw, dict) and "charcode" in raw) and _can_pull(ls):
+        try:
+            pulled = await ls.workspace_configuration_async(
+                types.ConfigurationParams(items=[types.ConfigurationItem(section="charcode")])
+            )
+            raw = pulled[0] if pulled else None
+        except Exception as e:  # a client that advertises but fails: keep what we have
+            log.warning("workspace/configuration failed: %s", e)
+            return
+    settings, problems = parse_settings(raw)
+    ls.apply_settings(settings, problems)
+
+
+def _can_pull(ls) -> bool:
+    ws = ls.client_capabilities.workspace
+    return bool(ws and ws.configuration)
+
+
+def did_change_workspace_folders(ls, params: types.DidChangeWorkspaceFoldersParams) -> None:
+    ls.apply_settings(ls.settings, [])  # the first folder decides the workspace models folder
+
+
+def shutdown(ls, params: None) -> None:
+    for task in list(ls.trainings.values()):
+        task.cancel()
+    ls.runner.shutdown()
+
+
+def setup(server) -> None:
+    server.feature(types.INITIALIZE)(initialize)
+    server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
+    server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(did_change_workspace_folders)
+    server.feature(types.SHUTDOWN)(shutdown)

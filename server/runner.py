@@ -1,0 +1,86 @@
+"""Model work off the message loop: one inference thread, cancellable, latest request wins.
+
+``await runner.run(key, fn, *args)`` runs ``fn(*args, should_stop=...)`` on
+the runner's own single-thread executor (pygls reads stdin on its thread pool,
+so that pool must stay free). ``should_stop()`` turns true when the request is
+cancelled (``$/cancelRequest`` cancels the awaiting task), when a newer
+request with the same key arrives, or when the caller's ``stale()`` says the
+document has changed; decoders check it every step. A job that is already
+stale when the thread reaches it is skipped without touching the model, so a
+burst of keystrokes computes only what is still current.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class RunnerStats:
+    computed: int = 0  # jobs that ran
+    skipped: int = 0  # jobs dropped before running: superseded, stale or cancelled
+    cancelled: int = 0  # requests cancelled by the client while queued or running
+    stopped: int = 0  # jobs that started and were stopped part way
+
+
+class Ticket:
+    def __init__(self, stale: Callable[[], bool] | None):
+        self.cancel = threading.Event()
+        self._stale = stale
+
+    def should_stop(self) -> bool:
+        return self.cancel.is_set() or (self._stale is not None and self._stale())
+
+
+class Runner:
+    def __init__(self, initializer: Callable[[], None] | None = None):
+        self._pool = ThreadPoolExecutor(
+            1, thread_name_prefix="charcode-inference", initializer=initializer
+        )
+        self._latest: dict[Hashable, Ticket] = {}
+        self.stats = RunnerStats()
+
+    async def run(
+        self,
+        key: Hashable | None,
+        fn: Callable[..., Any],
+        *args: Any,
+        stale: Callable[[], bool] | None = None,
+        count: bool = True,
+    ) -> Any:
+        """fn's result, or None if the job was skipped or stopped. Raises CancelledError if cancelled."""
+        ticket = Ticket(stale)
+        if key is not None:
+            old = self._latest.get(key)
+            if old is not None:
+                old.cancel.set()  # superseded
+            self._latest[key] = ticket
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._call, ticket, fn, args, count)
+        except asyncio.CancelledError:
+            ticket.cancel.set()
+            self.stats.cancelled += 1
+            raise
+        finally:
+            if key is not None and self._latest.get(key) is ticket:
+                del self._latest[key]
+
+    def _call(self, ticket: Ticket, fn: Callable[..., Any], args: tuple, count: bool) -> Any:
+        if ticket.should_stop():
+            self.stats.skipped += 1
+            return None
+        if count:
+            self.stats.computed += 1
+        result = fn(*args, should_stop=ticket.should_stop)
+        if count and result is None and ticket.should_stop():
+            self.stats.stopped += 1
+        return result
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

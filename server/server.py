@@ -1,0 +1,125 @@
+"""The charcode language server: its state, and ``build_server()`` which wires the features."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from lsprotocol import types
+from pygls.exceptions import FeatureRequestError
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path
+
+from .document import DocumentStore
+from .engine import DEFAULT_CAP_BYTES, Engine
+from .models import ModelManager, Where
+from .protocol import CharcodeProtocol
+from .runner import Runner
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("charcode")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def _init_inference_thread() -> None:
+    # One intra-op thread: batch-1 steps gain nothing from more, and the message
+    # loop and the other processes on a small machine need the other cores.
+    torch.set_num_threads(int(os.environ.get("CHARCODE_THREADS", "1")))
+
+
+class CharcodeServer(LanguageServer):
+    """Per-session state; handlers in the feature modules receive it as ``ls``."""
+
+    def __init__(self):
+        super().__init__(
+            "charcode",
+            _version(),
+            protocol_cls=CharcodeProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
+        self.settings = Settings()
+        self.documents = DocumentStore()
+        cap_mb = float(os.environ.get("CHARCODE_CACHE_MB", DEFAULT_CAP_BYTES / 2**20))
+        self.engine = Engine(cap_bytes=int(cap_mb * 2**20))
+        self.models = ModelManager(notify=self.notify)
+        self.runner = Runner(initializer=_init_inference_thread)
+        self.trainings: dict[str, asyncio.Task] = {}
+        self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._told: set[str] = set()
+
+    @property
+    def encoding(self) -> str:
+        enc = self.workspace.position_encoding or types.PositionEncodingKind.Utf16
+        return getattr(enc, "value", enc)
+
+    def workspace_path(self) -> Path | None:
+        """The first workspace folder (or the root) as a path."""
+        try:
+            ws = self.workspace
+        except RuntimeError:
+            return None
+        for folder in ws.folders.values():
+            path = to_fs_path(folder.uri)
+            if path:
+                return Path(path)
+        return Path(ws.root_path) if ws.root_path else None
+
+    def apply_settings(self, settings: Settings, problems: list[str]) -> None:
+        self.settings = settings
+        for problem in problems:
+            self.notify(problem, types.MessageType.Warning)
+        self.models.configure(Where(settings, self.workspace_path()))
+
+    def remember_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+
+    def notify(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        """window/showMessage from any thread."""
+        log.info("%s", message)
+        params = types.ShowMessageParams(type=kind, message=message)
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None or loop is None:
+            self.window_show_message(params)
+        else:
+            loop.call_soon_threadsafe(self.window_show_message, params)
+
+    def notify_once(
+        self, key: str, message: str, kind: types.MessageType = types.MessageType.Info
+    ) -> None:
+        if key not in self._told:
+            self._told.add(key)
+            self.notify(message, kind)
+
+    def report_server_error(self, error: Exception, source) -> None:
+        # Unexpected errors go to the log, and once per kind to the user, not once per keystroke.
+        log.error("%s: %s", getattr(source, "__name__", source), error)
+        if source is FeatureRequestError:
+            return  # the error is in the response already
+        self.notify_once(
+            f"error:{type(error).__name__}",
+            f"charcode: internal error: {error}",
+            types.MessageType.Error,
+        )
+
+
+def build_server() -> CharcodeServer:
+    from .setup import setup
+
+    server = CharcodeServer()
+    setup(server)
+    return server
