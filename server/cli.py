@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve_main(argv[1:])
     args = parser.parse_args(argv)
+    args.argv = argv
     return training_cli.run(args)
 
 

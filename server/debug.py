@@ -1,10 +1,10 @@
-"""workspace/executeCommand charcode.debugStats (and charcode.debugHold with CHARCODE_DEBUG=1).
+"""workspace/executeCommand charcode.debugStats; with CHARCODE_DEBUG=1 also debugHold, debugDocument.
 
 debugStats reports the inference counters (jobs computed, skipped as stale,
 cancelled), the snapshot cache (documents, snapshots, bytes, cap), open
 documents, loaded models and the process's resident memory. debugHold keeps
 the inference thread busy for ``ms`` milliseconds; tests use it to queue work
-deterministically.
+deterministically. debugDocument returns the server's copy of a document's text.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ async def debug_hold(ls, *args) -> dict:
     return {}
 
 
+def debug_document(ls, *args) -> dict:
+    obj = single_object("charcode.debugDocument", args)
+    doc = ls.documents.get(field("charcode.debugDocument", obj, "uri", str))
+    return {"text": None, "version": None} if doc is None else {"text": doc.text, "version": doc.version}
+
+
 def _sleep(seconds: float, *, should_stop) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end and not should_stop():
@@ -52,3 +58,4 @@ def setup(server) -> None:
     server.command("charcode.debugStats")(debug_stats)
     if server.debug:
         server.command("charcode.debugHold")(debug_hold)
+        server.command("charcode.debugDocument")(debug_document)

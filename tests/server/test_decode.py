@@ -1,0 +1,147 @@
+"""Decoders: valid UTF-8 that never ends inside a character, natural ends, ranked words, seeds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lsp_helpers import tiny_model
+
+from charcode.server.decode import beam_words, greedy_line, is_word_byte, sample_function
+from charcode.server.runtime import Runtime
+from charcode.training.stoprules import cut_function, make_stop_rule
+
+NEVER = lambda: False  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return Runtime(tiny_model(seed=0, steps=120))
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    """A random model whose favourite bytes are multi-byte leads: decoders must still emit valid text."""
+    model = tiny_model(seed=3)
+    with torch.no_grad():
+        model.head.bias[0x80:0x100] += 6.0
+    return Runtime(model)
+
+
+PRIMES = [
+    b"",
+    b"def ",
+    b"    result = []\n    for item in it",
+    "x = '中文".encode(),
+    "# 😀 ".encode(),
+]
+
+
+@pytest.mark.parametrize("prime", PRIMES)
+@pytest.mark.parametrize("word", [False, True])
+def test_greedy_is_valid_text_without_line_breaks(trained, noisy, prime, word):
+    for rt in (trained, noisy):
+        out = greedy_line(rt, rt.read(rt.start, prime), word=word, max_chars=30, should_stop=NEVER)
+        text = out.decode("utf-8")  # strict
+        assert "\n" not in text and "\r" not in text
+        assert len(text) <= 30
+
+
+def test_greedy_in_a_word_stops_at_the_word_end(trained):
+    rt = trained
+    out = greedy_line(
+        rt,
+        rt.read(rt.start, b"    result = []\n    for item in it"),
+        word=True,
+        max_chars=40,
+        should_stop=NEVER,
+    )
+    assert out and all(is_word_byte(b) for b in out)
+
+
+def test_greedy_stops_when_told(trained):
+    assert (
+        greedy_line(trained, trained.start, word=False, max_chars=40, should_stop=lambda: True)
+        is None
+    )
+
+
+@pytest.mark.parametrize("prime", PRIMES)
+def test_beam_words_are_ranked_words(trained, noisy, prime):
+    for rt in (trained, noisy):
+        cands = beam_words(rt, rt.read(rt.start, prime), width=5, max_bytes=16, should_stop=NEVER)
+        assert cands is not None and len(cands) <= 5
+        scores = [c.logprob for c in cands]
+        assert scores == sorted(scores, reverse=True)
+        assert sum(torch.tensor(scores).exp().tolist()) <= 1.0 + 1e-5
+        for c in cands:
+            assert c.text and all(is_word_byte(b) for b in c.text)
+            c.text.decode("utf-8")
+
+
+def test_beam_finds_the_trained_word(trained):
+    rt = trained
+    cands = beam_words(
+        rt,
+        rt.read(
+            rt.start, b"def load_1(items):\n    result = []\n    for item in items:\n        re"
+        ),
+        width=5,
+        max_bytes=16,
+        should_stop=NEVER,
+    )
+    assert cands[0].text == b"sult"
+
+
+def sample(rt, seed, prime=b"", forced=b"def ", max_chars=400, temperature=0.8, on_text=None):
+    return sample_function(
+        rt,
+        rt.read(rt.start, prime + forced),
+        forced=b"",
+        stop_rule=lambda extra: make_stop_rule("indent", forced + extra, "python"),
+        temperature=temperature,
+        seed=seed,
+        max_chars=max_chars,
+        should_stop=NEVER,
+        on_text=on_text,
+    )
+
+
+def test_sampling_is_deterministic_per_seed(trained):
+    a, b, c = sample(trained, 7), sample(trained, 7), sample(trained, 8)
+    assert a.text == b.text
+    assert a.text != c.text
+
+
+def test_sampling_ends_with_the_function(trained):
+    for seed in range(5):
+        got = sample(trained, seed)
+        got.text.decode("utf-8")
+        if got.reason == "end_of_function":
+            assert cut_function("indent", b"def ", got.text + b"x") is not None
+
+
+def test_streamed_pieces_add_up_to_the_text(trained, noisy):
+    for rt in (trained, noisy):
+        pieces = []
+        got = sample(rt, 3, on_text=pieces.append, temperature=1.0)
+        assert b"".join(pieces) == got.text
+        for p in pieces:
+            p.decode("utf-8")
+
+
+def test_forced_text_is_part_of_the_result(trained):
+    rt = trained
+    pieces = []
+    got = sample_function(
+        rt,
+        rt.start,
+        forced=b"def ",
+        stop_rule=lambda extra: make_stop_rule("indent", extra, "python"),
+        temperature=0.5,
+        seed=1,
+        max_chars=300,
+        should_stop=NEVER,
+        on_text=pieces.append,
+    )
+    assert got.text.startswith(b"def ")
+    assert b"".join(pieces) == got.text

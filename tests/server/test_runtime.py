@@ -1,0 +1,72 @@
+"""The fast inference paths agree with CharLSTM.forward.
+
+Tolerance: next-byte log-probabilities within 1e-4 nats (all paths are fp32;
+what differs is the order of float operations), checked over 600 bytes of
+text, for a random-initialised small (2x256) and medium (3x512) model and a
+trained tiny one.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from lsp_helpers import TRAIN_TEXT, tiny_model
+
+from charcode.server.runtime import Runtime
+from charcode.training.symbols import BOUNDARY
+
+TOLERANCE = 1e-4
+TEXT = TRAIN_TEXT.encode()[:600]
+
+
+@pytest.fixture(scope="module", params=["tiny-trained", "small", "medium"])
+def model(request):
+    if request.param == "tiny-trained":
+        return tiny_model(seed=0, steps=40)
+    torch.manual_seed(1)
+    return tiny_model(seed=1, size=request.param)
+
+
+def reference_logprobs(model, data: bytes) -> torch.Tensor:
+    with torch.inference_mode():
+        logits, _ = model(torch.tensor([[BOUNDARY, *data]]))
+    return torch.log_softmax(logits[0], dim=-1)  # row t predicts data[t]
+
+
+def test_bulk_read_matches_forward(model):
+    rt = Runtime(model)
+    ref = reference_logprobs(model, TEXT)
+    state = rt.start
+    for cut in (0, 1, 255, 256, 599, 600):
+        state = rt.read(rt.start, TEXT[:cut])
+        got = torch.log_softmax(rt.logits(state)[0], dim=-1)
+        assert (got - ref[cut]).abs().max().item() < TOLERANCE
+
+
+def test_chunked_reading_matches_one_read(model):
+    rt = Runtime(model)
+    state = rt.start
+    for i in range(0, len(TEXT), 97):
+        state = rt.read(state, TEXT[i : i + 97])
+    whole = rt.read(rt.start, TEXT)
+    assert (state[0] - whole[0]).abs().max().item() < 1e-5
+
+
+def test_single_steps_match_forward(model):
+    rt = Runtime(model)
+    ref = reference_logprobs(model, TEXT)
+    state = rt.start
+    for t, b in enumerate(TEXT[:300]):
+        logits, state = rt.step(rt.symbols([b]), state)
+        got = torch.log_softmax(logits[0], dim=-1)
+        assert (got - ref[t + 1]).abs().max().item() < TOLERANCE
+
+
+def test_batched_steps_match_single_steps(model):
+    rt = Runtime(model)
+    states = [rt.read(rt.start, TEXT[:n]) for n in (10, 50, 90)]
+    batch = (torch.cat([s[0] for s in states], 1), torch.cat([s[1] for s in states], 1))
+    logits, _ = rt.step(rt.symbols([65, 66, 67]), batch)
+    for row, (s, b) in enumerate(zip(states, (65, 66, 67), strict=True)):
+        one, _ = rt.step(rt.symbols([b]), s)
+        assert (logits[row] - one[0]).abs().max().item() < 1e-5
