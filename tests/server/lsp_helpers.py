@@ -265,3 +265,38 @@ async def start_editor(
 async def stop_editor(editor: Editor) -> None:
     await editor.client.shutdown_session()
     await editor.client.stop()
+
+
+# ---------------------------------------------------------------- what the server should answer
+
+
+def in_process_runtime(checkpoint: Path):
+    from charcode.server.runtime import Runtime
+    from charcode.training.checkpoint import load_checkpoint
+
+    return Runtime(load_checkpoint(checkpoint).model)
+
+
+def expected_inline(rt, text: str, index: int, max_chars: int = 48) -> str:
+    """The ghost text for a cursor at text[index], computed here by reading the prefix from scratch."""
+    from charcode.server.decode import greedy_line, is_word_byte
+
+    data = text.encode("utf-8", "surrogatepass")
+    before = text[:index].encode("utf-8", "surrogatepass")
+    word = bool(before) and is_word_byte(before[-1])
+    if word and len(before) < len(data) and is_word_byte(data[len(before)]):
+        return ""
+    out = greedy_line(
+        rt, rt.read(rt.start, before), word=word, max_chars=max_chars, should_stop=lambda: False
+    )
+    return out.decode("utf-8")
+
+
+def expected_words(rt, text: str, index: int) -> list[str]:
+    from charcode.server.decode import beam_words
+
+    before = text[:index].encode("utf-8", "surrogatepass")
+    cands = beam_words(
+        rt, rt.read(rt.start, before), width=5, max_bytes=32, should_stop=lambda: False
+    )
+    return [c.text.decode("utf-8") for c in cands]
