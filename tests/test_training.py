@@ -154,12 +154,19 @@ def test_init_from_fine_tunes_a_checkpoint(tiny_python_model, python_repo, cache
     assert meta["training"]["val_bits_per_char"] < base + 0.5
 
 
-def test_progress_json_lines(python_repo, cache_dir, tmp_path, capsys):
+def test_progress_json_lines(python_repo, cache_dir, tmp_path):
     out = tmp_path / "p.safetensors"
-    assert main(train_args(python_repo, out, cache_dir, "--steps", "3", "--progress-json")) == 0
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    args = train_args(python_repo, out, cache_dir, "--steps", "3", "--progress-json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "charcode.training", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert lines[-1]["done"] is True and lines[-1]["path"] == str(out)
-    assert all({"step", "percent", "chars_per_sec", "loss"} <= set(x) for x in lines[:-1])
+    assert all({"step", "percent", "chars_per_sec", "loss", "eta_s"} <= set(x) for x in lines[:-1])
 
 
 def test_sample_is_deterministic_per_seed(tiny_python_model, capsys):
@@ -318,7 +325,7 @@ import errno, sys, safetensors.torch as st
 def full(*a, **k): raise OSError(errno.ENOSPC, "No space left on device", a[1])
 st.save_file = full
 from charcode.server.cli import main
-sys.exit(main({train_args(python_repo, out, cache_dir, "--steps", "2")!r}))
+sys.exit(main({train_args(python_repo, out, cache_dir, "--steps", "2", "--cpu-procs", "1")!r}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

@@ -63,6 +63,11 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument(
+        "--cpu-procs",
+        type=_positive_int,
+        help="on CPU, data-parallel processes of one thread each (default: one per core)",
+    )
+    t.add_argument(
         "--eval-every",
         type=int,
         default=0,
@@ -181,8 +186,20 @@ def _resolve_model(args):
     return load_checkpoint(path, device=pick_device(args.device))
 
 
-def cmd_train(args) -> int:
+def _build_corpus(args, language_id: str, log):
     from .corpus import build_corpus
+
+    return build_corpus(
+        args.repo,
+        language_id,
+        cache_dir=args.cache_dir,
+        val_fraction=args.val_fraction,
+        max_file_bytes=args.max_file_bytes,
+        progress=log,
+    )
+
+
+def cmd_train(args) -> int:
     from .registry import user_models_dir
     from .trainer import (
         Distributed,
@@ -200,25 +217,22 @@ def cmd_train(args) -> int:
     if output.suffix != ".safetensors":
         raise CliError(f"--output must end in .safetensors, got {output}")
     device = pick_device(args.device)
+    if device.type == "cpu" and "WORLD_SIZE" not in os.environ:
+        from .cpu_parallel import choose_processes, launch
+
+        processes = choose_processes(args.cpu_procs, args.batch_size)
+        if processes > 1:
+            _build_corpus(args, language.id, log=lambda m: print(m, file=sys.stderr, flush=True))
+            return launch(args.argv, processes)
     dist = Distributed(device)
     quiet_rank = not dist.is_main
     log = (lambda _m: None) if quiet_rank else (lambda m: print(m, file=sys.stderr, flush=True))
 
-    def build():
-        return build_corpus(
-            args.repo,
-            language.id,
-            cache_dir=args.cache_dir,
-            val_fraction=args.val_fraction,
-            max_file_bytes=args.max_file_bytes,
-            progress=log,
-        )
-
     # Rank 0 builds (and caches) the corpus; the others then read the cache.
-    corpus = build() if dist.is_main else None
+    corpus = _build_corpus(args, language.id, log) if dist.is_main else None
     dist.barrier()
     if corpus is None:
-        corpus = build()
+        corpus = _build_corpus(args, language.id, log)
     config = TrainConfig(
         language=language.id,
         output=output,
@@ -289,20 +303,20 @@ def cmd_train(args) -> int:
 
 
 class _ProgressBar:
-    """tqdm bar on stderr: percent of the budget, characters/s, loss, val bits/char, ETA."""
+    """tqdm bar on stderr: percent of the budget, characters/s, loss, val bits/char, ETA.
+
+    Created at the first update, so the set-up lines print above it."""
 
     def __init__(self, steps, minutes, disabled=False):
-        from tqdm import tqdm
-
-        self.bar = tqdm(
-            total=100,
-            unit="%",
-            disable=disabled,
-            file=sys.stderr,
-            bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]",
-        )
+        self.disabled = disabled
+        self.bar = None
 
     def update(self, p) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            fmt = "{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]"
+            self.bar = tqdm(total=100, disable=self.disabled, file=sys.stderr, bar_format=fmt)
         self.bar.n = p.percent
         post = {"step": p.step, "char/s": f"{p.chars_per_sec:,.0f}", "loss": f"{p.loss:.3f}"}
         if p.val_bits_per_char is not None:
@@ -311,7 +325,8 @@ class _ProgressBar:
         self.bar.refresh()
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_sample(args) -> int:
@@ -335,7 +350,7 @@ def hallucinate(
     stop = language.stop_rule
     for attempt in range(8):  # a C declaration ("int f(void);") is not a function: sample again
         text, result = sample(
-            ckpt.model, head, max_chars, temperature, seed * 1000 + attempt, stop_rule=stop
+            ckpt.model, head, max_chars, temperature, seed * 1000 + attempt, stop_rule=stop, stop_language=language.id
         )
         if result is None or result.reason != "declaration":
             break
@@ -467,5 +482,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0].startswith("--") and argv[0] not in ("--help", "-h"):
         argv = ["train", *argv]
     args = build_parser().parse_args(argv)
+    args.argv = argv
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     return run(args)

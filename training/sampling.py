@@ -40,6 +40,7 @@ def sample(
     temperature: float = 0.8,
     seed: int = 0,
     stop_rule: str | None = None,
+    stop_language: str | None = None,
     should_stop=None,
     on_bytes=None,
 ) -> tuple[bytes, StopResult | None]:
@@ -52,7 +53,7 @@ def sample(
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(seed)
     logits, state = prefill(model, prime)
-    rule = make_stop_rule(stop_rule, prime) if stop_rule else None
+    rule = make_stop_rule(stop_rule, prime, language=stop_language) if stop_rule else None
     out = bytearray()
     emitted = 0
     result = None
@@ -74,6 +75,10 @@ def sample(
                 emitted = len(ready)
         logits, state = model(torch.tensor([[sym]], device=device), state)
         logits = logits[0, -1].float()
+    if rule is not None and result is None:
+        result = rule.finish()  # e.g. Lua's `end` is only known to end the function when the text stops
+        if result is not None:
+            del out[result.keep :]
     text = utf8_complete_prefix(bytes(out))
     if on_bytes is not None and len(text) > emitted:
         on_bytes(text[emitted:])

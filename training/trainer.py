@@ -120,6 +120,20 @@ class Distributed:
         torch.distributed.all_reduce(t)
         return float(t) / self.world
 
+    def gather_cat(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
+        if not self.enabled:
+            return tensor
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, tensor.contiguous())
+        return torch.cat(parts, dim=dim)
+
+    def gather_list(self, tensor: torch.Tensor) -> list[torch.Tensor]:
+        if not self.enabled:
+            return [tensor]
+        parts = [torch.empty_like(tensor) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, tensor)
+        return parts
+
     def barrier(self) -> None:
         if self.enabled:
             torch.distributed.barrier()
@@ -200,6 +214,8 @@ class Trainer:
         except ValueError as e:
             raise TrainingError(str(e)) from None
         self.model = self._build_model()
+        # Same initial weights everywhere (DDP also broadcasts them); different dropout masks per rank.
+        torch.manual_seed(config.seed + 1000 * self.dist.rank)
         self.ddp = (
             torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -268,9 +284,15 @@ class Trainer:
         self.best_val = float(st["best_val"])
         self.started = st.get("started", self.started)
         lstm = st.get("lstm_state")
-        if lstm is not None and self.dist.world == 1 and lstm[0].shape[1] == self.cfg.batch_size:
-            self.state = (lstm[0].to(self.device), lstm[1].to(self.device))
+        if lstm is not None and lstm[0].shape[1] == self.cfg.batch_size:
+            # The saved state covers every stream of the global batch; take this rank's share.
+            per = self.cfg.batch_size // self.dist.world
+            rows = slice(self.dist.rank * per, (self.dist.rank + 1) * per)
+            self.state = tuple(t[:, rows].contiguous().to(self.device) for t in lstm)
         _set_rng_state(st["rng"])
+        per_rank = st.get("torch_rng_per_rank")
+        if per_rank is not None and len(per_rank) == self.dist.world:
+            torch.set_rng_state(per_rank[self.dist.rank])
         self.log(f"resumed at step {self.step:,} ({self.chars_seen:,} characters seen)")
 
     # -- budget ------------------------------------------------------------
@@ -324,6 +346,11 @@ class Trainer:
         return meta
 
     def save(self, val: float | None, finished: bool = False) -> None:
+        # Every rank takes part in gathering its streams' LSTM state and RNG; rank 0 writes.
+        lstm_state = None
+        if self.state is not None:
+            lstm_state = tuple(self.dist.gather_cat(t, dim=1).cpu() for t in self.state)
+        rng_per_rank = self.dist.gather_list(torch.get_rng_state())
         if not self.dist.is_main:
             return
         meta = self.metadata(val, finished)
@@ -337,9 +364,8 @@ class Trainer:
             "best_val": self.best_val,
             "started": self.started,
             "rng": _rng_state(),
-            "lstm_state": None
-            if self.state is None
-            else (self.state[0].cpu(), self.state[1].cpu()),
+            "lstm_state": lstm_state,
+            "torch_rng_per_rank": rng_per_rank,
         }
         save_resume_state(state_path(last), state)
         if val is not None and val <= self.best_val:

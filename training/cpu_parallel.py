@@ -1,0 +1,72 @@
+"""Data-parallel training across CPU cores: one process per core, one thread each.
+
+On a few cores, one process whose oneDNN LSTM splits each small matrix
+product over all threads keeps the cores waiting on each other. Processes
+with one thread each, averaging gradients over gloo (PyTorch's DDP), train
+the same model on the same global batch and use the cores fully; see
+bench/train_throughput.py for the figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import sys
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def choose_processes(requested: int | None, batch_size: int) -> int:
+    """The largest process count <= requested (default: cores) that divides the batch."""
+    n = requested if requested is not None else available_cores()
+    n = max(1, min(n, batch_size))
+    while batch_size % n:
+        n -= 1
+    return n
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Linux: a kill -9 of the launcher also ends the workers (PR_SET_PDEATHSIG)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+
+
+def _worker(rank: int, world: int, port: int, argv: list[str]) -> None:
+    _die_with_parent()
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+    )  # fmt: skip
+    import torch
+
+    torch.set_num_threads(1)
+    from .cli import build_parser, run
+
+    code = run(build_parser().parse_args(argv))
+    if code:
+        sys.exit(code)
+
+
+def launch(argv: list[str], processes: int) -> int:
+    """Run the training command in `processes` workers; returns the exit code."""
+    import torch.multiprocessing as mp
+
+    try:
+        mp.spawn(_worker, args=(processes, _free_port(), argv), nprocs=processes, join=True)
+    except mp.ProcessExitedException as e:
+        return e.exit_code if e.exit_code and e.exit_code > 0 else 1
+    return 0
