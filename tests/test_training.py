@@ -333,3 +333,30 @@ sys.exit(main({train_args(python_repo, out, cache_dir, "--steps", "2", "--cpu-pr
     assert "No space left" in err and "Traceback" not in proc.stderr
     assert out.read_bytes() == before
     assert not [p for p in out.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def _val_curve(out: Path) -> list[float]:
+    records = [json.loads(x) for x in metrics_path(out).read_text().splitlines()]
+    return [r["val_bits_per_char"] for r in records if "val_bits_per_char" in r]
+
+
+def test_torchrun_two_processes_match_one_process(python_repo, cache_dir, tmp_path):
+    """DDP over 2 gloo processes follows the single-process run with the same global batch.
+
+    Tolerance: 1e-4 bits/char at every step (float32 reductions in another order)."""
+    common = ["--layers", "2", "--dropout", "0", "--steps", "6", "--eval-every", "1"]
+    single = tmp_path / "single" / "m.safetensors"
+    assert main([*train_args(python_repo, single, cache_dir, *common), "--cpu-procs", "1"]) == 0
+    ddp = tmp_path / "ddp" / "m.safetensors"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+        "-m", "charcode.training", *train_args(python_repo, ddp, cache_dir, *common)[1:],
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert read_metadata(ddp)["training"]["processes"] == 2
+    a, b = _val_curve(single), _val_curve(ddp)
+    assert len(a) == len(b) == 7  # six steps and the final evaluation
+    assert max(abs(x - y) for x, y in zip(a, b)) < 1e-4, (a, b)
+    assert a[-1] < a[0]

@@ -1,0 +1,165 @@
+"""Training throughput in characters/s: charcode's trainer against two baselines of the same size.
+
+- naive: an LSTMCell stack stepped in a Python loop over time (how popular PyTorch char-rnn ports train)
+- plain: a straightforward fp32 nn.LSTM training loop (one process, default threads)
+- charcode: the real `charcode train` command on the installed standard library, its own
+  device choices (on CPU: one single-threaded process per core; on CUDA: cuDNN, bf16, fused AdamW)
+
+All three use the same batch and sequence length, measured in this one run; ratios are printed.
+On CUDA it also prints model FLOP utilisation against the device's bf16 dense peak.
+
+    python bench/train_throughput.py [--sizes small medium] [--seconds 20] [--device auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from charcode.training.model import SIZES, CharLSTM, ModelConfig
+from charcode.training.symbols import VOCAB_SIZE
+
+BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
+
+
+def flops_per_char(cfg: ModelConfig) -> float:
+    """Forward + backward matrix FLOPs per character (2 per multiply-add, backward = 2x forward)."""
+    lstm = 0
+    for layer in range(cfg.layers):
+        inp = cfg.embedding if layer == 0 else cfg.hidden
+        lstm += 4 * cfg.hidden * (inp + cfg.hidden)
+    head = cfg.hidden * VOCAB_SIZE
+    return 3 * 2 * (lstm + head)
+
+
+class NaiveCharRNN(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embed = nn.Embedding(VOCAB_SIZE, cfg.embedding)
+        sizes = [cfg.embedding] + [cfg.hidden] * cfg.layers
+        self.cells = nn.ModuleList(nn.LSTMCell(sizes[i], cfg.hidden) for i in range(cfg.layers))
+        self.head = nn.Linear(cfg.hidden, VOCAB_SIZE)
+
+    def forward(self, x):
+        B, T = x.shape
+        states = [None] * len(self.cells)
+        outs = []
+        e = self.embed(x)
+        for t in range(T):
+            h = e[:, t]
+            for i, cell in enumerate(self.cells):
+                states[i] = cell(h, states[i])
+                h = states[i][0]
+            outs.append(self.head(h))
+        return torch.stack(outs, 1)
+
+
+def loop_rate(model: nn.Module, batch: int, seq_len: int, seconds: float, device) -> float:
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.randint(0, 256, (batch, seq_len), device=device)
+    y = torch.randint(0, 256, (batch, seq_len), device=device)
+
+    def step():
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        loss = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()  # warm up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+        if device.type == "cuda" and n % 10 == 0:
+            torch.cuda.synchronize()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n * batch * seq_len / (time.perf_counter() - t0)
+
+
+def trainer_rate(
+    size: str, batch: int, seq_len: int, seconds: float, device: str, repo: Path
+) -> float:
+    """Run the real CLI for `seconds` and read its steady-state characters/s from the metrics."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "m.safetensors"
+        cmd = [
+            sys.executable, "-m", "charcode.training", "train", "--language", "python", "--repo", str(repo),
+            "--size", size, "--batch-size", str(batch), "--seq-len", str(seq_len), "--device", device,
+            "--minutes", str(seconds / 60), "--eval-every", "1000000", "--val-chars", "20000",
+            "--output", str(out), "--progress-json",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        records = [json.loads(x) for x in out.with_name("m.metrics.jsonl").read_text().splitlines()]
+        rates = [r["chars_per_sec"] for r in records if "train_bits_per_char" in r]
+        steady = rates[len(rates) // 3 :] or rates  # skip the start-up
+        return sum(steady) / len(steady)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--sizes", nargs="+", default=["small", "medium"], choices=list(SIZES))
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--batch-size", type=int)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--skip-naive", action="store_true")
+    ap.add_argument("--repo", type=Path, default=Path(sysconfig.get_paths()["stdlib"]))
+    args = ap.parse_args()
+    device = torch.device(
+        "cuda"
+        if args.device == "auto" and torch.cuda.is_available()
+        else args.device.replace("auto", "cpu")
+    )
+    batch = args.batch_size or (256 if device.type == "cuda" else 32)
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
+    print(
+        f"device: {name}; batch {batch} x seq {args.seq_len}; {args.seconds:.0f} s per measurement; torch {torch.__version__}"
+    )
+    print(
+        f"{'size':8} {'naive cell loop':>16} {'plain nn.LSTM':>14} {'charcode':>12} {'vs naive':>9} {'vs plain':>9}  MFU"
+    )
+    for size in args.sizes:
+        cfg = ModelConfig.named(size)
+        torch.manual_seed(0)
+        naive = (
+            float("nan")
+            if args.skip_naive
+            else loop_rate(NaiveCharRNN(cfg), batch, args.seq_len, args.seconds, device)
+        )
+        plain = loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device)
+        ours = trainer_rate(size, batch, args.seq_len, args.seconds, device.type, args.repo)
+        mfu = ""
+        if device.type == "cuda":
+            peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+            if peak:
+                mfu = f"{ours * flops_per_char(cfg) / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s"
+        print(
+            f"{size:8} {naive:>16,.0f} {plain:>14,.0f} {ours:>12,.0f} {ours / naive:>8.2f}x {ours / plain:>8.2f}x  {mfu}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
