@@ -10,6 +10,7 @@ plays the editor: it keeps its own copy of each open document, applies
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -212,16 +213,19 @@ class Editor:
     async def stats(self) -> dict:
         return await self.command("charcode.debugStats")
 
-    async def inline(self, uri: str, pos: types.Position) -> types.InlineCompletionList:
-        return await self.client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=pos,
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                ),
-            )
+    def inline_now(self, uri: str, pos: types.Position) -> asyncio.Future:
+        """Send an inlineCompletion request right away (after the edits already sent)."""
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=pos,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
         )
+        return asyncio.wrap_future(self.client.text_document_inline_completion(params))
+
+    async def inline(self, uri: str, pos: types.Position) -> types.InlineCompletionList:
+        return await self.inline_now(uri, pos)
 
     async def complete(self, uri: str, pos: types.Position) -> types.CompletionList:
         return await self.client.text_document_completion_async(
