@@ -1,0 +1,94 @@
+"""charcode.hallucinateFunction over LSP: streamed workspace/applyEdit, seeds, line breaks."""
+
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+from lsp_helpers import make_workspace, server_env, start_editor, stop_editor
+
+from charcode.training.stoprules import cut_function
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+PRIME = "import os\n\n\ndef load_1(items):\n    result = []\n    return result\n\n\n"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def session(trained_checkpoint, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("halluc")
+    ws = make_workspace(tmp / "ws", trained_checkpoint)
+    editor, _ = await start_editor(ws, tmp, env=server_env(tmp, CHARCODE_DEBUG="1"))
+    yield editor, ws
+    await stop_editor(editor)
+
+
+async def hallucinate(editor, uri, line, character, **extra):
+    args = {"uri": uri, "position": {"line": line, "character": character}, **extra}
+    return await editor.command("charcode.hallucinateFunction", args)
+
+
+async def test_a_function_is_streamed_into_the_document(session):
+    editor, ws = session
+    uri = (ws / "stream.py").as_uri()
+    editor.open(uri, PRIME)
+    editor.applied.clear()
+    got = await hallucinate(editor, uri, 8, 0, seed=3, temperature=0.5)
+    text = got["text"]
+    assert text.startswith("def ")  # an empty line starts a function with the language's prime
+    assert editor.texts[uri] == PRIME + text
+    assert len(editor.applied) >= 2, "pieces arrive as lines are sampled"
+    assert "".join(e.edit.changes[uri][0].new_text for e in editor.applied) == text
+    assert cut_function("indent", b"", text.encode() + b"x") is not None or len(text) >= 3000
+    server = await editor.command("charcode.debugDocument", {"uri": uri})
+    assert server["text"] == editor.texts[uri]
+
+
+async def test_the_same_seed_writes_the_same_function(session):
+    editor, ws = session
+    texts = []
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        uri = (ws / f"seed_{name}.py").as_uri()
+        editor.open(uri, PRIME)
+        texts.append((await hallucinate(editor, uri, 8, 0, seed=seed))["text"])
+    assert texts[0] == texts[1]
+    assert texts[0] != texts[2]
+
+
+async def test_continuing_a_started_line_and_crlf_line_breaks(session):
+    editor, ws = session
+    uri = (ws / "crlf.py").as_uri()
+    prime = PRIME.replace("\n", "\r\n") + "def par"
+    editor.open(uri, prime)
+    got = await hallucinate(editor, uri, 8, 7, seed=5, temperature=0.3)
+    text = got["text"]
+    assert not text.startswith("def ")  # the line already started: no prime
+    assert "\n" not in text.replace("\r\n", "")
+    assert editor.texts[uri] == prime + text
+
+
+async def test_indented_empty_line_and_utf16_columns(session):
+    editor, ws = session
+    uri = (ws / "method.py").as_uri()
+    prime = "class 😀Thing:\n    x = '中文'\n    "
+    editor.open(uri, prime)
+    got = await hallucinate(editor, uri, 2, 4, seed=2, maxChars=400)
+    assert got["text"].startswith("def ")
+    assert editor.texts[uri] == prime + got["text"]
+    assert len(got["text"]) <= 400
+
+
+async def test_no_model_gives_empty_text(session):
+    editor, ws = session
+    uri = (ws / "x.lua").as_uri()
+    editor.open(uri, "local x = 1\n", language="lua")
+    assert await hallucinate(editor, uri, 1, 0) == {"text": ""}
+    assert editor.texts[uri] == "local x = 1\n"
+    assert any("'lua'" in m.message for m in editor.client.messages)
+
+
+async def test_past_the_end_is_clamped(session):
+    editor, ws = session
+    uri = (ws / "end.py").as_uri()
+    editor.open(uri, PRIME)
+    got = await hallucinate(editor, uri, 500, 80, seed=1, maxChars=200)
+    assert editor.texts[uri] == PRIME + got["text"]
