@@ -301,6 +301,12 @@ export function describeFailure(resolution: Resolution): string {
   return `No Python with charcode and torch was found. Tried ${parts.join("; ")}.`;
 }
 
+/** A short form for notifications: "python3: Python 3.11.7 lacks charcode, torch". */
+export function shortFailure(resolution: Resolution | undefined): string {
+  const parts = (resolution?.tried ?? []).map(({ candidate, probe }) => `${candidate.python}: ${probe.problem ?? "unusable"}`);
+  return parts.join("; ") || "no interpreter found";
+}
+
 /** The Python extension's (ms-python.python) API, as much as we use. */
 interface PythonExtensionApi {
   environments?: {

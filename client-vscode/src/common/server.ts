@@ -15,7 +15,6 @@ import {
   RevealOutputChannelOn,
   type ServerOptions,
   State,
-  TransportKind,
 } from "vscode-languageclient/node";
 
 import { lspInlineContext, delay } from "./inline";
@@ -188,8 +187,24 @@ export class ServerManager implements vscode.Disposable {
   }
 
   private async restartNow(): Promise<void> {
-    await this.stop();
-    await this.start();
+    try {
+      await this.stop();
+      await this.start();
+    } catch (e) {
+      // never a silent failure: whatever went wrong is logged and shown
+      const message = errorMessage(e);
+      this.log.error(`Starting charcode failed: ${e instanceof Error ? (e.stack ?? message) : message}`);
+      this.status.setState("failed");
+      void vscode.window
+        .showErrorMessage(`charcode: starting the language server failed: ${message}`, "Open Logs", "Restart")
+        .then((choice) => {
+          if (choice === "Open Logs") {
+            this.log.show();
+          } else if (choice === "Restart") {
+            void this.restart();
+          }
+        });
+    }
   }
 
   private async resolve(settings: Settings): Promise<Resolution> {
@@ -231,8 +246,9 @@ export class ServerManager implements vscode.Disposable {
     const folder = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
     const serverOptions: ServerOptions = {
       command: python,
+      // no `transport`: with TransportKind.stdio the client appends "--stdio",
+      // which `python -m charcode.server` does not take (stdio is its default)
       args: ["-m", "charcode.server"],
-      transport: TransportKind.stdio,
       options: {
         cwd: folder ?? os.homedir(),
         env: { ...process.env, PYTHONUNBUFFERED: "1" },
@@ -295,7 +311,7 @@ export class ServerManager implements vscode.Disposable {
       this.status.setState("failed");
       void vscode.window
         .showErrorMessage(
-          `charcode: the language server did not start with ${python} (${message}).`,
+          `charcode: the language server did not start with ${python} (${message}). The log has its output.`,
           "Open Logs",
           "Restart",
         )

@@ -118,9 +118,17 @@ export function schemaOf(key: string): PropertySchema {
   return schema;
 }
 
+/**
+ * A deep copy of a JSON value. (Not structuredClone: VS Code hands out
+ * configuration values as proxies, which it cannot clone.)
+ */
+function copy<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 /** The default from package.json. */
 export function defaultOf(key: string): unknown {
-  return structuredClone(schemaOf(key).default);
+  return copy(schemaOf(key).default);
 }
 
 /** Why `value` does not fit `schema`, or undefined when it does. */
@@ -219,7 +227,7 @@ export function readSettings(config: ConfigurationLike, vars: VariableContext = 
       );
       values[field] = defaultOf(key);
     } else {
-      values[field] = structuredClone(raw);
+      values[field] = copy(raw);
     }
   }
   const settings = values as unknown as Settings;

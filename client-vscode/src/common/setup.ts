@@ -12,6 +12,7 @@ import { errorMessage } from "./log";
 import {
   createPrivateEnvironment,
   describeFailure,
+  shortFailure,
   findWheel,
   privateEnvDir,
   type Resolution,
@@ -64,8 +65,8 @@ export class EnvironmentSetup {
       return;
     }
     const choice = await vscode.window.showWarningMessage(
-      `charcode needs a Python environment with charcode and torch. ${why} ` +
-        `Create a private environment for charcode? It installs the charcode package shipped with the extension and ${settings.torchRequirement} with pip (torch is large: hundreds of MB to a few GB).`,
+      `charcode needs a Python with charcode and torch (${shortFailure(this.lastResolution)}). ` +
+        `Create a private environment for charcode? pip installs the charcode package shipped with the extension and ${settings.torchRequirement} (a large download).`,
       CREATE_ENVIRONMENT,
       "Set Interpreter Path",
       "Open Logs",

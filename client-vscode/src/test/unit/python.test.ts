@@ -19,6 +19,7 @@ import {
   type Run,
   type RunResult,
   SetupError,
+  shortFailure,
   spawnRun,
   venvPython,
 } from "../../common/python";
@@ -134,6 +135,8 @@ describe("resolution", () => {
       Promise.resolve(probeOf(p, { charcode: false, torch: false })),
     );
     assert.equal(r.found, undefined);
+    assert.equal(shortFailure(r), "python3: Python 3.11.7 lacks charcode, torch");
+    assert.equal(shortFailure(undefined), "no interpreter found");
     assert.equal(
       describeFailure(r),
       "No Python with charcode and torch was found. Tried python3 (python3 on PATH): Python 3.11.7 lacks charcode, torch.",

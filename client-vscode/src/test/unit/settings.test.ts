@@ -78,6 +78,18 @@ describe("settings", () => {
     });
   }
 
+  test("values VS Code hands out as proxies are copied, not cloned", () => {
+    // VS Code's configuration objects are read-only proxies; structuredClone throws on them
+    const proxy = <T extends object>(v: T) => new Proxy(v, {});
+    const { settings, problems } = readSettings(
+      config({ languages: proxy(["python"]), models: proxy({ python: "/m.safetensors" }) }),
+      vars,
+    );
+    assert.deepEqual(problems, []);
+    assert.deepEqual(settings.languages, ["python"]);
+    assert.deepEqual(settings.models, { python: "/m.safetensors" });
+  });
+
   test("paths expand ~, ${workspaceFolder}, ${userHome} and ${env:X}", () => {
     const { settings } = readSettings(
       config({

@@ -1,0 +1,117 @@
+/**
+ * Small, polling helpers for driving the VS Code workbench in the browser:
+ * quick open, the command palette, notifications, the editor, ghost text,
+ * the suggest widget and the language status hover.
+ */
+import type { Locator, Page } from "playwright-core";
+
+import { waitFor } from "./harness";
+
+const quickInput = ".quick-input-widget";
+
+export async function waitForWorkbench(page: Page): Promise<void> {
+  await waitFor("the workbench", () => page.locator(".monaco-workbench .part.statusbar").isVisible(), 90_000);
+}
+
+async function pickInQuickInput(page: Page, opener: () => Promise<void>, text: string, rowMatch: RegExp): Promise<void> {
+  await opener();
+  const input = page.locator(`${quickInput} input`);
+  await waitFor("the quick input", () => input.isVisible(), 10_000);
+  await input.fill(text);
+  const row = page.locator(`${quickInput} .monaco-list-row`).filter({ hasText: rowMatch }).first();
+  await waitFor(`a quick input entry matching ${rowMatch}`, () => row.isVisible(), 20_000);
+  await row.click();
+  await waitFor("the quick input to close", async () => !(await input.isVisible()), 10_000);
+}
+
+/** Runs a command by its title through the command palette (F1). */
+export async function runCommand(page: Page, title: string): Promise<void> {
+  const escaped = title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  await pickInQuickInput(page, () => page.keyboard.press("F1"), `>${title}`, new RegExp(escaped, "i"));
+}
+
+/** Opens a workspace file through Quick Open and waits for its editor to have focus. */
+export async function openFile(page: Page, name: string): Promise<void> {
+  await pickInQuickInput(page, () => page.keyboard.press("Control+P"), name, new RegExp(name.replace(".", "\\.")));
+  await waitFor(`the editor of ${name}`, async () => {
+    const tab = page.locator(".tabs-container .tab.active", { hasText: name });
+    return (await tab.isVisible()) && (await page.locator(".editor-instance .monaco-editor.focused").isVisible());
+  }, 20_000);
+}
+
+export interface Toast {
+  text: string;
+  buttons: string[];
+}
+
+export async function toasts(page: Page): Promise<Toast[]> {
+  const items = page.locator(".notifications-toasts .notification-toast");
+  const result: Toast[] = [];
+  for (const item of await items.all()) {
+    const text = (await item.innerText().catch(() => "")).replace(/\s+/g, " ").trim();
+    const buttons = await item.locator(".notification-list-item-buttons-container .monaco-button").allInnerTexts();
+    result.push({ text, buttons: buttons.map((b) => b.trim()) });
+  }
+  return result;
+}
+
+/** Waits until a notification has finished fading in (for a clean screenshot). */
+export async function settled(locator: Locator): Promise<void> {
+  await waitFor(
+    "the notification animation",
+    async () => String(await locator.evaluate("(e) => getComputedStyle(e.closest('.notification-toast-container') ?? e).opacity")) === "1",
+    5_000,
+    100,
+  );
+}
+
+export function toastWith(page: Page, text: RegExp): Locator {
+  return page.locator(".notifications-toasts .notification-toast").filter({ hasText: text }).first();
+}
+
+/** Visible editor lines, top to bottom, with ghost text and injected text included. */
+export async function editorLines(page: Page): Promise<string[]> {
+  const lines = await page.locator(".editor-instance .monaco-editor .view-lines .view-line").all();
+  const read = await Promise.all(
+    lines.map(async (line) => {
+      const style = (await line.getAttribute("style")) ?? "";
+      const top = Number(/top:\s*(-?[\d.]+)px/.exec(style)?.[1] ?? 0);
+      return { top, text: ((await line.textContent()) ?? "").replace(/\u00a0/g, " ") };
+    }),
+  );
+  return read.sort((a, b) => a.top - b.top).map((l) => l.text);
+}
+
+/** The ghost text (inline completion) currently shown, or "" when none. */
+export async function ghostText(page: Page): Promise<string> {
+  const parts = await page
+    .locator(".editor-instance .monaco-editor .ghost-text-decoration, .editor-instance .monaco-editor .ghost-text")
+    .allTextContents();
+  return parts.join("").replace(/\u00a0/g, " ");
+}
+
+/** Labels of the rows in the open suggest widget. */
+export async function suggestions(page: Page): Promise<string[]> {
+  const rows = page.locator(".editor-widget.suggest-widget.visible .monaco-list-row");
+  return (await rows.all().then((all) => Promise.all(all.map((r) => r.getAttribute("aria-label"))))).map((l) => l ?? "");
+}
+
+/** The text of the language status hover (the `{}` entry in the status bar). */
+export async function languageStatusText(page: Page): Promise<string> {
+  const entry = page.locator('[id="status.languageStatus"]');
+  await waitFor("the language status entry", () => entry.isVisible(), 30_000);
+  const hover = page.locator(".monaco-hover, .workbench-hover").filter({ hasText: /charcode/ });
+  if (!(await hover.isVisible().catch(() => false))) {
+    await page.mouse.move(0, 0);
+    await entry.hover();
+    await waitFor("the language status hover", () => hover.isVisible(), 10_000);
+  }
+  return (await hover.innerText()).replace(/\u00a0/g, " ");
+}
+
+/** Closes hovers and widgets, and puts the focus back into the editor. */
+export async function focusEditor(page: Page): Promise<void> {
+  await page.keyboard.press("Escape");
+  await page.mouse.move(0, 0);
+  await page.locator(".editor-instance .monaco-editor .view-lines").first().click({ position: { x: 5, y: 5 } });
+}
