@@ -25,6 +25,10 @@ def main(argv: list[str] | None = None) -> int:
         return serve_main(argv[1:])
     args = parser.parse_args(argv)
     args.argv = argv
+    if args.command == "eval" and args.task != "bits":
+        from charcode.server import evaluation
+
+        args.func = evaluation.cmd_eval  # keystrokes and hallucinate drive the server's engine
     return training_cli.run(args)
 
 

@@ -29,6 +29,7 @@ def debug_stats(ls, *args) -> dict:
         "cache": ls.engine.summary(),
         "documents": len(ls.documents),
         "models": {lang: str(m.path) for lang, m in ls.models.loaded().items()},
+        "trainings": sorted(ls.trainings),
         "rss_bytes": _rss_bytes(),
         "position_encoding": ls.encoding,
     }
@@ -44,7 +45,11 @@ async def debug_hold(ls, *args) -> dict:
 def debug_document(ls, *args) -> dict:
     obj = single_object("charcode.debugDocument", args)
     doc = ls.documents.get(field("charcode.debugDocument", obj, "uri", str))
-    return {"text": None, "version": None} if doc is None else {"text": doc.text, "version": doc.version}
+    return (
+        {"text": None, "version": None}
+        if doc is None
+        else {"text": doc.text, "version": doc.version}
+    )
 
 
 def _sleep(seconds: float, *, should_stop) -> bool:

@@ -7,6 +7,7 @@ import logging
 from lsprotocol import types
 
 from .settings import parse_settings
+from .train import stop_all_trainers
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ def did_change_workspace_folders(ls, params: types.DidChangeWorkspaceFoldersPara
 def shutdown(ls, params: None) -> None:
     for task in list(ls.trainings.values()):
         task.cancel()
+    stop_all_trainers(ls)
     ls.runner.shutdown()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
 import sys
 
@@ -42,8 +43,10 @@ def serve_main(argv: list[str]) -> int:
         logging.getLogger("pygls").setLevel(logging.ERROR)  # it logs every message body at INFO
 
     from .server import build_server
+    from .train import stop_all_trainers
 
     server = build_server()
+    atexit.register(stop_all_trainers, server)  # the editor went away without a shutdown
     if address:
         server.start_tcp(*address)
     else:

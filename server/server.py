@@ -54,6 +54,7 @@ class CharcodeServer(LanguageServer):
         self.models = ModelManager(notify=self.notify)
         self.runner = Runner(initializer=_init_inference_thread)
         self.trainings: dict[str, asyncio.Task] = {}
+        self.trainer_pids: set[int] = set()
         self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._told: set[str] = set()

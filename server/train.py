@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
+import os
+import signal
 import sys
 import uuid
 from pathlib import Path
@@ -107,7 +110,9 @@ async def _run(ls, language: str, cmd: list[str]) -> dict:
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group: its worker processes stop with it
     )
+    ls.trainer_pids.add(proc.pid)
     err_tail: collections.deque[str] = collections.deque(maxlen=20)
     stderr_task = asyncio.ensure_future(_drain(proc.stderr, err_tail))
     done: dict | None = None
@@ -130,6 +135,8 @@ async def _run(ls, language: str, cmd: list[str]) -> dict:
         stderr_task.cancel()
         progress.end("cancelled")
         raise
+    finally:
+        ls.trainer_pids.discard(proc.pid)
     if proc.returncode != 0 or done is None:
         reason = next(
             (s for s in reversed(err_tail) if s.strip()), f"exit status {proc.returncode}"
@@ -151,14 +158,31 @@ async def _drain(stream: asyncio.StreamReader, tail: collections.deque) -> None:
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
+    """Stop the trainer and the processes it started (its process group)."""
     if proc.returncode is not None:
         return
-    proc.terminate()
+    _signal_group(proc, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), 5)
     except asyncio.TimeoutError:
-        proc.kill()
+        _signal_group(proc, signal.SIGKILL)
         await proc.wait()
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the group start_new_session made; its id is the trainer's pid
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+
+
+def stop_all_trainers(ls) -> None:
+    """Shutdown or exit: stop every trainer this server started (they run in their own groups)."""
+    for pid in list(ls.trainer_pids):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    ls.trainer_pids.clear()
 
 
 class _Progress:

@@ -1,0 +1,69 @@
+"""The word baseline for `charcode eval --task keystrokes`: VS Code's built-in word suggestions.
+
+While an identifier is being typed (at least one identifier character before the
+cursor), it suggests the words already in the document before that identifier
+that start with the typed prefix (case-sensitive, longer than it), most recent
+first; the top one is the suggestion. Identifier characters are the server's
+(``decode.is_word_byte``: ASCII letters, digits, underscore, any non-ASCII), so
+numbers are words too, as in VS Code's default word pattern. It sees the current
+document only (VS Code can also look at other open documents of the language).
+"""
+
+from __future__ import annotations
+
+from .decode import is_word_byte
+
+
+class WordCompleter:
+    """Word suggestions on a document typed at its end; same interface as the charcode one."""
+
+    name = "word_baseline"
+
+    def __init__(self):
+        self.start("")
+
+    def start(self, uri: str) -> None:
+        """A new, empty document."""
+        self.text = bytearray()
+        self.scanned = 0  # words before this offset are indexed
+        self.last_seen: dict[bytes, int] = {}  # word -> offset of its latest occurrence
+        self.latencies: list[float] = []
+
+    def insert(self, data: bytes) -> None:
+        """Text typed or accepted at the end of the document."""
+        self.text += data
+        self._index()
+
+    async def suggest(self) -> bytes | None:
+        """The text the top suggestion would insert at the cursor, or None."""
+        return self.suggestion()
+
+    def finish(self) -> None:
+        pass
+
+    def suggestion(self) -> bytes | None:
+        prefix = bytes(self.text[self.scanned :])  # the identifier being typed (may be empty)
+        if not prefix:
+            return None
+        best, best_at = None, -1
+        for word, at in self.last_seen.items():
+            if at > best_at and len(word) > len(prefix) and word.startswith(prefix):
+                best, best_at = word, at
+        return None if best is None else best[len(prefix) :]
+
+    def _index(self) -> None:
+        """Index every word that is complete (followed by a non-word byte) and leave
+        ``scanned`` at the start of the identifier at the cursor."""
+        t, i, n = self.text, self.scanned, len(self.text)
+        while i < n:
+            if not is_word_byte(t[i]):
+                i += 1
+                continue
+            j = i
+            while j < n and is_word_byte(t[j]):
+                j += 1
+            if j == n:
+                break  # the identifier at the cursor: not a word of the document yet
+            self.last_seen[bytes(t[i:j])] = i
+            i = j
+        self.scanned = i
