@@ -131,10 +131,54 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_hallucinate)
 
-    e = sub.add_parser("eval", help="bits per character of a model on files or folders")
+    e = sub.add_parser(
+        "eval",
+        help="measure a model: bits per character, keystrokes saved, valid hallucinated functions",
+        description="Tasks: bits (bits per character), keystrokes (a simulated user typing the "
+        "files with charcode's inline completion, against word-based suggestions), hallucinate "
+        "(syntactic validity of whole functions). See docs/EVAL.md.",
+    )
     _model_args(e)
-    e.add_argument("paths", nargs="+", type=Path)
-    e.add_argument("--json", action="store_true")
+    e.add_argument("paths", nargs="*", type=Path, help="files or folders (bits, keystrokes)")
+    e.add_argument(
+        "--task", choices=EVAL_TASKS, default="bits", help="what to measure (default bits)"
+    )
+    e.add_argument(
+        "--split",
+        choices=["all", "val"],
+        default="all",
+        help="folders: every file, or only those a training run on the same folders held out",
+    )
+    e.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.05,
+        help="--split val: the training run's --val-fraction (default 0.05)",
+    )
+    e.add_argument(
+        "--max-files",
+        type=_positive_int,
+        help="at most N files, spread evenly over the sorted list (default: all; keystrokes 20)",
+    )
+    e.add_argument(
+        "--max-chars",
+        type=_positive_int,
+        help="the first N characters of each file (default: all; keystrokes 2000), or "
+        "hallucinate's length cap per function (default 3000)",
+    )
+    e.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=100,
+        help="hallucinate: functions to write, seeds 0..N-1 (default 100)",
+    )
+    e.add_argument(
+        "--temperature",
+        type=float,
+        help="hallucinate: sampling temperature (default: the server's, 0.8)",
+    )
+    e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
 
     m = sub.add_parser("models", help="list the models found and where")
@@ -145,6 +189,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         help="the user models folder (default $CHARCODE_MODELS_DIR or the platform data dir)",
     )
     m.set_defaults(func=cmd_models)
+
+
+EVAL_TASKS = ["bits", "keystrokes", "hallucinate"]
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -379,38 +426,98 @@ def cmd_hallucinate(args) -> int:
     return 0
 
 
-def _eval_files(paths: list[Path], language_id: str) -> list[Path]:
-    from .corpus import collect_files
+def _eval_files(
+    paths: list[Path],
+    language_id: str,
+    split: str = "all",
+    val_fraction: float = 0.05,
+    max_files: int | None = None,
+) -> list[Path]:
+    """The files to evaluate on: files as given, then the folders' files as a corpus would
+    keep them (with split "val", only the files a training run on the same folders holds
+    out); at most max_files of them, evenly spread over that order."""
+    from .corpus import collect_files, split_files
 
-    files: list[Path] = []
+    if not paths:
+        raise CliError("give the files or folders to evaluate on")
     for p in paths:
         if not p.exists():
             raise CliError(f"{p} does not exist")
-        if p.is_dir():
-            found, _ = collect_files([p], language_id)
-            files.extend(f.path for f in found)
-        else:
-            files.append(p)
+    files = [p for p in paths if not p.is_dir()]
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        found, _ = collect_files(folders, language_id)
+        if split == "val":
+            is_val = split_files([f.rel for f in found], val_fraction)
+            found = [f for f, v in zip(found, is_val, strict=True) if v]
+            if not found:
+                raise CliError(
+                    f"no held-out files in {' '.join(map(str, folders))} at --val-fraction {val_fraction}"
+                )
+        files.extend(f.path for f in found)
     if not files:
         exts = " ".join(get_language(language_id).extensions)
         raise CliError(f"no {language_id} files ({exts}) found in {' '.join(map(str, paths))}")
+    if max_files is not None and len(files) > max_files:
+        n = len(files)
+        files = [files[(2 * i + 1) * n // (2 * max_files)] for i in range(max_files)]
     return files
 
 
-def cmd_eval(args) -> int:
-    from .evaluate import bits_per_char, file_symbols
+def eval_files(args, language_id: str, default_max_files: int | None = None) -> list[Path]:
+    """_eval_files with the eval command's options."""
+    if not 0 <= args.val_fraction < 1:
+        raise CliError(f"--val-fraction {args.val_fraction} is not in [0, 1); pass e.g. 0.05")
+    max_files = args.max_files if args.max_files is not None else default_max_files
+    return _eval_files(args.paths, language_id, args.split, args.val_fraction, max_files)
 
+
+def check_plot(args) -> bool:
+    """Whether --plot can be drawn; says why not (on stderr) when it cannot."""
+    if args.plot is None:
+        return False
+    from .plot import PlotUnavailable, pyplot
+
+    try:
+        pyplot()
+    except PlotUnavailable as e:
+        print(f"charcode: note: {e}; no figure written", file=sys.stderr)
+        return False
+    return True
+
+
+def cmd_eval(args) -> int:
+    from .evaluate import bits_by_position, bits_per_char, file_symbols, read_head
+
+    if args.task != "bits":
+        raise CliError(
+            f"--task {args.task} runs the language server's engine: use the `charcode` command"
+        )
+    plot = check_plot(args)
     ckpt = _resolve_model(args)
     language_id = args.language or ckpt.language or "python"
-    files = _eval_files(args.paths, language_id)
-    data, n = file_symbols(files)
+    files = eval_files(args, language_id)
+    data, n = file_symbols(files, args.max_chars)
     if len(data) < 2:
         raise CliError("the files are empty")
-    bits, chars = bits_per_char(ckpt.model, data, next(ckpt.model.parameters()).device)
+    device = next(ckpt.model.parameters()).device
+    bits, chars = bits_per_char(ckpt.model, data, device)
+    result = {"bits_per_char": round(bits, 4), "chars": chars, "files": n}
+    if plot:
+        from .plot import bits_by_position as draw
+
+        docs = [read_head(f, args.max_chars) for f in files]
+        result["by_position"] = bins = bits_by_position(ckpt.model, docs, device)
+        title = f"{ckpt.path.name}: bits/char by position ({n} files)"
+        result["plot"] = str(draw(bins, args.plot, title))
     if args.json:
-        print(json.dumps({"bits_per_char": round(bits, 4), "chars": chars, "files": n}))
+        print(json.dumps(result))
     else:
         print(f"{bits:.4f} bits/char over {chars:,} characters in {n} file(s)")
+        for b in result.get("by_position", []):
+            print(f"  chars {b['start']:>7}-{b['end'] - 1:<7} {b['bits_per_char']:.4f} bits/char")
+        if plot:
+            print(f"figure: {result['plot']}")
     return 0
 
 
