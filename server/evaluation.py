@@ -51,6 +51,7 @@ from .word_baseline import WordCompleter
 DEFAULT_MAX_FILES = 20
 DEFAULT_MAX_CHARS = 2000
 DEFAULT_FUNCTION_CHARS = 3000
+MAX_FUNCTION_CHARS = 100_000  # charcode.hallucinateFunction's maxChars limit
 
 
 def _never() -> bool:
@@ -159,6 +160,7 @@ class CharcodeCompleter:
 
     def start(self, uri: str) -> None:
         self.uri = uri
+        self.latencies = []
         self.session.open(uri)
 
     def insert(self, data: bytes) -> None:
@@ -172,20 +174,6 @@ class CharcodeCompleter:
 
     def finish(self) -> None:
         self.session.close(self.uri)
-
-
-class _TimedWords(WordCompleter):
-    """The word baseline with its lookups timed."""
-
-    def start(self, uri: str) -> None:
-        super().start(uri)
-        self.latencies = []
-
-    async def suggest(self) -> bytes | None:
-        t = time.perf_counter()
-        s = self.suggestion()
-        self.latencies.append(time.perf_counter() - t)
-        return s
 
 
 # ---------------------------------------------------------------- the simulated user
@@ -339,6 +327,7 @@ async def type_text(script: Script, completer, uri: str, partial: bool = False) 
     """The simulated user types script.text into an empty document, with the completer's help."""
     out = Typing(chars=script.chars)
     completer.start(uri)
+    timed = len(completer.latencies)
     try:
         text, n, p = script.text, len(script.text), 0
         while p < n:
@@ -363,7 +352,7 @@ async def type_text(script: Script, completer, uri: str, partial: bool = False) 
             p = j
     finally:
         completer.finish()
-    out.latencies = list(completer.latencies)
+    out.latencies = completer.latencies[timed:]
     return out
 
 
@@ -394,7 +383,7 @@ def evaluate_keystrokes(
     runs = {
         "charcode": (CharcodeCompleter(session), False),
         "charcode_partial": (CharcodeCompleter(session), True),
-        "word_baseline": (_TimedWords(), False),
+        "word_baseline": (WordCompleter(), False),
     }
     totals = {name: Typing() for name in runs}
     per_file = []
@@ -569,6 +558,10 @@ def _hallucinate(args, runtime: Runtime, language: str) -> dict:
     if args.paths:
         print("charcode: note: --task hallucinate reads no files; PATHs ignored", file=sys.stderr)
     max_chars = args.max_chars or DEFAULT_FUNCTION_CHARS
+    if max_chars > MAX_FUNCTION_CHARS:
+        raise CliError(f"--max-chars for hallucinate is at most {MAX_FUNCTION_CHARS:,}")
+    if args.temperature is not None and not 0 <= args.temperature <= 5:
+        raise CliError(f"--temperature must be from 0 to 5, got {args.temperature}")
     with _bar(args.seeds, "functions") as bar:
         return evaluate_hallucinate(
             runtime, language, args.seeds, max_chars, args.temperature, progress=bar.update

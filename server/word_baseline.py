@@ -11,6 +11,8 @@ document only (VS Code can also look at other open documents of the language).
 
 from __future__ import annotations
 
+import time
+
 from .decode import is_word_byte
 
 
@@ -35,8 +37,11 @@ class WordCompleter:
         self._index()
 
     async def suggest(self) -> bytes | None:
-        """The text the top suggestion would insert at the cursor, or None."""
-        return self.suggestion()
+        """The text the top suggestion would insert at the cursor, or None (timed)."""
+        t = time.perf_counter()
+        s = self.suggestion()
+        self.latencies.append(time.perf_counter() - t)
+        return s
 
     def finish(self) -> None:
         pass

@@ -210,6 +210,7 @@ def test_evaluate_keystrokes_reports_both_side_by_side(runtime):
     for s in (r["charcode"], r["charcode"]["partial_accept"], r["word_baseline"]):
         assert 0 <= s["keystrokes_saved"] < 1 and 0 <= s["acceptance_rate"] <= 1
         assert s["chars"] == r["chars"] and s["latency_ms"]["p50"] <= s["latency_ms"]["p95"]
+        assert s["latency_ms"]["calls"] == s["keystrokes"]  # one request before each keystroke
     assert r["charcode"]["latency_ms"]["calls"] > 0
     assert [row["file"] for row in r["per_file"]] == ["a.py", "b.py"]
     # The word baseline on a.py: "alpha" completes twice at its first letter (2 x 3 saved)...
@@ -345,6 +346,10 @@ def test_cli_errors_are_one_line(tmp_path, checkpoint, capsys):
 
     code = training_main(["eval", "--task", "keystrokes", "--model", str(checkpoint), "x"])
     assert code == 2 and "charcode" in capsys.readouterr().err
+    code, _, err = run_cli(
+        capsys, "eval", "--task", "hallucinate", "--model", str(checkpoint), "--temperature", "9"
+    )
+    assert code == 2 and "--temperature" in err and "Traceback" not in err
 
 
 def test_file_choice_spread_and_held_out_split(tmp_path):
