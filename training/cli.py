@@ -76,7 +76,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--val-chars",
         type=_positive_int,
-        default=1_000_000,
+        default=300_000,
         help="validation characters per evaluation",
     )
     t.add_argument(
@@ -397,7 +397,13 @@ def hallucinate(
     stop = language.stop_rule
     for attempt in range(8):  # a C declaration ("int f(void);") is not a function: sample again
         text, result = sample(
-            ckpt.model, head, max_chars, temperature, seed * 1000 + attempt, stop_rule=stop, stop_language=language.id
+            ckpt.model,
+            head,
+            max_chars,
+            temperature,
+            seed * 1000 + attempt,
+            stop_rule=stop,
+            stop_language=language.id,
         )
         if result is None or result.reason != "declaration":
             break

@@ -25,7 +25,7 @@ from .checkpoint import (
     save_resume_state,
     state_path,
 )
-from .evaluate import bits_per_char
+from .evaluate import cross_entropy_sum
 from .model import CharLSTM, ModelConfig, detach_state
 from .symbols import BOUNDARY
 
@@ -53,7 +53,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     eval_every: int = 0  # steps; 0: about ten evaluations over the budget
-    val_chars: int = 1_000_000
+    val_chars: int = 300_000
     resume: bool = False
     init_from: Path | None = None
     extensions: list[str] = field(default_factory=list)
@@ -113,12 +113,12 @@ class Distributed:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return float(t)
 
-    def mean(self, value: float) -> float:
+    def sum(self, value: float) -> float:
         if not self.enabled:
             return value
         t = torch.tensor([value], dtype=torch.float64)
         torch.distributed.all_reduce(t)
-        return float(t) / self.world
+        return float(t)
 
     def gather_cat(self, tensor: torch.Tensor, dim: int) -> torch.Tensor:
         if not self.enabled:
@@ -379,17 +379,17 @@ class Trainer:
     # -- loop --------------------------------------------------------------
 
     def validate(self) -> float:
-        val = math.inf
-        if self.dist.is_main:
-            val, _ = bits_per_char(
-                self.model,
-                self.val_data,
-                self.device,
-                max_chars=self.cfg.val_chars,
-                autocast_dtype=self.autocast_dtype,
-            )
-        if self.dist.enabled:  # share rank 0's figure: the others contribute zero to the sum
-            val = self.dist.mean(val if self.dist.is_main else 0.0) * self.dist.world
+        """Validation bits/char; the processes split the streams and add up nats and characters."""
+        nats, chars = cross_entropy_sum(
+            self.model,
+            self.val_data,
+            self.device,
+            max_chars=self.cfg.val_chars,
+            autocast_dtype=self.autocast_dtype,
+            part=(self.dist.rank, self.dist.world),
+        )
+        nats, chars = self.dist.sum(nats), self.dist.sum(chars)
+        val = nats / max(1, chars) / math.log(2)
         self.last_val = val
         return val
 
@@ -420,7 +420,7 @@ class Trainer:
         cfg.output.parent.mkdir(parents=True, exist_ok=True)
         warmup = min(cfg.warmup, max(1, (cfg.steps or 10**9) // 20))
         eval_every_steps = cfg.eval_every or (max(1, cfg.steps // 10) if cfg.steps else 0)
-        eval_every_s = (cfg.minutes * 60 / 10) if (cfg.minutes and not cfg.eval_every) else None
+        eval_every_s = (cfg.minutes * 60 / 8) if (cfg.minutes and not cfg.eval_every) else None
         self.model.train()
         t_start = time.perf_counter() - self.elapsed
         last_eval_t = time.perf_counter()
