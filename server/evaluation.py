@@ -525,7 +525,7 @@ def cmd_eval(args) -> int:
     runtime = Runtime(ckpt.model, next(ckpt.model.parameters()).device)
     name = ckpt.path.name
     if args.task == "keystrokes":
-        result = _keystrokes(args, runtime, language)
+        result = _keystrokes(args, runtime, language, ckpt)
     elif args.task == "hallucinate":
         result = _hallucinate(args, runtime, language)
     else:
@@ -540,8 +540,8 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def _keystrokes(args, runtime: Runtime, language: str) -> dict:
-    files = training_cli.eval_files(args, language, default_max_files=DEFAULT_MAX_FILES)
+def _keystrokes(args, runtime: Runtime, language: str, ckpt) -> dict:
+    files = training_cli.eval_files(args, language, ckpt, default_max_files=DEFAULT_MAX_FILES)
     max_chars = args.max_chars or DEFAULT_MAX_CHARS
     texts = []
     for f in files:

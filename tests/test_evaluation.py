@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -387,3 +388,23 @@ def test_head_cuts_at_a_line_end():
     assert evaluation.head(b"ab\ncd\nef", 7) == b"ab\ncd\n"
     assert evaluation.head(b"abcdef", 3) == b"abc"
     assert evaluation.head("é\né".encode(), 10) == "é\né".encode()
+
+
+def test_held_out_files_of_the_checkpoints_own_corpus(tmp_path, capsys):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for i in range(6):
+        (repo / f"m{i}.py").write_text(f"value_{i} = {i}\nvalue_{i} += 1\n")
+    ckpt = tmp_path / "python.safetensors"
+    meta = {"language": "python", "training": {"corpus": {"roots": [str(repo)]}}}
+    save_checkpoint(ckpt, tiny_model(), meta)
+    code, out, err = run_cli(
+        capsys, "eval", "--task", "keystrokes", "--model", str(ckpt), "--split", "val",
+        "--val-fraction", "0.3", "--json",
+    )  # fmt: skip
+    assert code == 0 and str(repo) in err
+    from charcode.training.corpus import split_files
+
+    names = sorted(p.name for p in repo.iterdir())
+    held = [n for n, v in zip(names, split_files(names, 0.3), strict=True) if v]
+    assert [Path(row["file"]).name for row in json.loads(out)["per_file"]] == held

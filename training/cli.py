@@ -470,12 +470,22 @@ def _eval_files(
     return files
 
 
-def eval_files(args, language_id: str, default_max_files: int | None = None) -> list[Path]:
-    """_eval_files with the eval command's options."""
+def eval_files(
+    args, language_id: str, ckpt=None, default_max_files: int | None = None
+) -> list[Path]:
+    """_eval_files with the eval command's options. With --split val and no PATH, the
+    folders the checkpoint was trained on (its metadata's corpus roots)."""
     if not 0 <= args.val_fraction < 1:
         raise CliError(f"--val-fraction {args.val_fraction} is not in [0, 1); pass e.g. 0.05")
+    paths = args.paths
+    if not paths and args.split == "val" and ckpt is not None:
+        corpus = (ckpt.meta.get("training") or {}).get("corpus") or {}
+        if not corpus.get("roots"):
+            raise CliError(f"{ckpt.path} does not record its corpus folders; give them as PATH")
+        paths = [Path(r) for r in corpus["roots"]]
+        print(f"charcode: the held-out files of {' '.join(corpus['roots'])}", file=sys.stderr)
     max_files = args.max_files if args.max_files is not None else default_max_files
-    return _eval_files(args.paths, language_id, args.split, args.val_fraction, max_files)
+    return _eval_files(paths, language_id, args.split, args.val_fraction, max_files)
 
 
 def check_plot(args) -> bool:
@@ -502,7 +512,7 @@ def cmd_eval(args) -> int:
     plot = check_plot(args)
     ckpt = _resolve_model(args)
     language_id = args.language or ckpt.language or "python"
-    files = eval_files(args, language_id)
+    files = eval_files(args, language_id, ckpt)
     data, n = file_symbols(files, args.max_chars)
     if len(data) < 2:
         raise CliError("the files are empty")
