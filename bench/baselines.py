@@ -128,7 +128,8 @@ def compressor_bits(data: bytes, names: list[str] | None = None) -> list[dict]:
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_GOLD = np.uint64(0x9E3779B97F4A7C15)
+_SYMBOL_BITS = 9  # 257 symbols
+_CONTEXT_BITS = 46  # hash of an n-gram's context; with its last symbol a key of 55 bits
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -141,37 +142,32 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def _first_keys(symbols: np.ndarray) -> np.ndarray:
-    """Keys of the 1-grams: the symbol itself, + 1 (0 is never a key)."""
-    return symbols.astype(np.uint64) + np.uint64(1)
+def _extend_keys(keys: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Keys of the n-grams ending at each position, from the keys of the (n-1)-grams.
 
-
-def _extend_keys(prev: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """Keys of the n-grams ending at each position, from the (n-1)-gram keys: the key of
-    s[i-n+1..i] mixes the key of s[i-n+1..i-1] with s[i]. Position 0 gets a dummy key;
-    positions before n-1 are not n-grams (callers slice them off)."""
-    out = np.zeros_like(prev)
-    out[1:] = _mix(prev[:-1] ^ ((symbols[1:].astype(np.uint64) + np.uint64(1)) * _GOLD))
+    The key of an n-gram is (hash of its first n-1 symbols) << 9 | its last symbol, the
+    hash being the top 46 bits of the mixed (n-1)-gram key: so sorted keys are grouped by
+    context, and key >> 9 is the context's own key. Keys of 1-grams are the symbols
+    (context 0). Position 0 gets a dummy key; before position n-1 there is no n-gram
+    (callers slice those off)."""
+    out = np.zeros_like(keys)
+    out[1:] = _mix(keys[:-1]) >> np.uint64(64 - _CONTEXT_BITS) << np.uint64(_SYMBOL_BITS)
+    out[1:] |= symbols[1:].astype(np.uint64)
     return out
 
 
-def _group(
-    keys: np.ndarray, inverse: bool = False
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """Distinct keys (sorted), one index of each in keys, their counts, and (if asked) for
-    every element of keys the index of its group."""
-    order = np.argsort(keys, kind="quicksort")
-    sorted_keys = keys[order]
-    new = np.empty(len(keys), dtype=bool)
+def _run_starts(sorted_keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in a sorted array."""
+    new = np.empty(len(sorted_keys), dtype=bool)
     new[:1] = True
     np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    counts = np.diff(np.append(starts, len(keys)))
-    groups = None
-    if inverse:
-        groups = np.empty(len(keys), dtype=np.int64)
-        groups[order] = np.cumsum(new) - 1
-    return sorted_keys[starts], order[starts], counts, groups
+    return np.flatnonzero(new)
+
+
+def _runs(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array, where each starts, and how many of each."""
+    starts = _run_starts(sorted_keys)
+    return sorted_keys[starts], starts, np.diff(np.append(starts, len(sorted_keys)))
 
 
 def kn_discounts(counts: np.ndarray) -> tuple[float, float, float]:
@@ -186,13 +182,29 @@ def kn_discounts(counts: np.ndarray) -> tuple[float, float, float]:
     return out[0], out[1], out[2]
 
 
-def _lookup(table_keys: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of queries in the sorted table_keys and whether each was found."""
-    if len(table_keys) == 0:
+def _order_table(train: np.ndarray, keys: np.ndarray, n: int, top: bool):
+    """Order n's n-grams (sorted keys) and counts: raw counts of the n-gram tokens at the
+    top order, else the number of distinct symbols seen just before each n-gram."""
+    if top:
+        grams, _, counts = _runs(np.sort(keys[n - 1 :]))
+        return grams, counts
+    # (n+1)-grams as (key of their last n symbols) << 9 | their first symbol
+    ext = keys[n:] << np.uint64(_SYMBOL_BITS)
+    ext |= train[: len(train) - n].astype(np.uint64)
+    ext.sort()
+    distinct = ext[_run_starts(ext)]
+    del ext
+    grams, _, counts = _runs(distinct >> np.uint64(_SYMBOL_BITS))
+    return grams, counts
+
+
+def _lookup(table: np.ndarray, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of sorted queries in the sorted table, and whether each was found."""
+    if len(table) == 0:
         return np.zeros(len(queries), dtype=np.int64), np.zeros(len(queries), dtype=bool)
-    idx = np.searchsorted(table_keys, queries)
-    idx[idx == len(table_keys)] = 0
-    return idx, table_keys[idx] == queries
+    idx = np.searchsorted(table, queries)
+    idx[idx == len(table)] = 0
+    return idx, table[idx] == queries
 
 
 def kn_log2_probs(
@@ -208,67 +220,51 @@ def kn_log2_probs(
     p_n(w | h) = max(c(hw) - D(c), 0) / c(h.) + (D1 N1(h.) + D2 N2(h.) + D3 N3+(h.)) / c(h.)
     * p_{n-1}(w | h'), p_0 = 1/257, and p_n = p_{n-1} for a context h never seen. c is the
     raw count at the highest order and the number of distinct one-symbol left extensions
-    below it. N-grams are identified by 64-bit hashes (collisions are negligible at these
-    sizes). `discounts[n-1]` overrides the estimated (D1, D2, D3+) of order n.
-    Orders are built one at a time and folded into the test probabilities, so memory holds
-    one order's tables at a time.
+    below it. N-grams are identified by hashes (a 46-bit hash of the context and the last
+    symbol; the few collisions among millions of contexts do not move the figure).
+    `discounts[n-1]` overrides the estimated (D1, D2, D3+) of order n. Orders are built one
+    at a time, by sorting, and folded into the test probabilities, so memory holds one
+    order's tables at a time.
     """
     say = progress or (lambda _m: None)
     train = np.asarray(train, dtype=np.uint16)
     test = np.asarray(test, dtype=np.uint16)
-    n_train, n_test = len(train), len(test)
-    targets = np.arange(1, n_test)
+    targets = np.arange(1, len(test))
     p = np.full(len(targets), 1.0 / VOCAB)
-    # Keys of the n-grams ending at each position: train (orders n-1, n, n+1), test (n-1, n).
-    tr_prev, tr_cur = None, _first_keys(train)
-    tr_next = _extend_keys(tr_cur, train) if order > 1 else None
-    te_prev, te_cur = None, _first_keys(test)
+    tr_keys = train.astype(np.uint64)
+    te_keys = test.astype(np.uint64)
     for n in range(1, order + 1):
         t0 = time.perf_counter()
-        if n_train < n:
+        if len(train) < n + (n < order):
             break
-        if n == order:  # raw counts of the n-gram tokens
-            gram_keys, rep, counts, _ = _group(tr_cur[n - 1 :])
-            ends = rep + (n - 1)
-        else:  # continuation counts: distinct (n+1)-grams per n-gram suffix
-            assert tr_next is not None
-            if n_train < n + 1:
-                break
-            _, rep1, _, _ = _group(tr_next[n:])
-            ext_ends = rep1 + n
-            gram_keys, rep, counts, _ = _group(tr_cur[ext_ends])
-            ends = ext_ends[rep]
-        if n == 1:
-            ctx = np.zeros(len(gram_keys), dtype=np.uint64)
-        else:
-            assert tr_prev is not None
-            ctx = tr_prev[ends - 1]
-        ctx_keys, _, _, inv = _group(ctx, inverse=True)
-        total = np.bincount(inv, weights=counts, minlength=len(ctx_keys))
-        nk = [np.bincount(inv, weights=counts == k, minlength=len(ctx_keys)) for k in (1, 2)]
-        nk.append(np.bincount(inv, weights=counts >= 3, minlength=len(ctx_keys)))
+        grams, counts = _order_table(train, tr_keys, n, top=n == order)
+        ctx_keys, starts, _ = _runs(grams >> np.uint64(_SYMBOL_BITS))
+        total = np.add.reduceat(counts, starts)
+        nk = [np.add.reduceat((counts == k).astype(np.int64), starts) for k in (1, 2)]
+        nk.append(np.add.reduceat((counts >= 3).astype(np.int64), starts))
         d1, d2, d3 = discounts[n - 1] if discounts else kn_discounts(counts)
         gamma_num = d1 * nk[0] + d2 * nk[1] + d3 * nk[2]
-        # fold order n into the test probabilities
-        ok = targets >= n - 1
-        tj = targets[ok]
-        q_ctx = np.zeros(len(tj), dtype=np.uint64) if n == 1 else te_prev[tj - 1]
-        ci, cfound = _lookup(ctx_keys, q_ctx)
-        gi, gfound = _lookup(gram_keys, te_cur[tj])
+        # fold order n into the probabilities of the test positions that have n-1 symbols
+        # of history, looked up in sorted order (much faster than at random)
+        sel = np.flatnonzero(targets >= n - 1)
+        queries = te_keys[targets[sel]]
+        by_key = np.argsort(queries, kind="stable")
+        sel, queries = sel[by_key], queries[by_key]
+        ci, cfound = _lookup(ctx_keys, queries >> np.uint64(_SYMBOL_BITS))
+        gi, gfound = _lookup(grams, queries)
         c = np.where(gfound, counts[gi], 0)
         d = np.select([c == 0, c == 1, c == 2], [0.0, d1, d2], d3)
-        t = total[ci]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            new = np.maximum(c - d, 0.0) / t + gamma_num[ci] / t * p[ok]
-        p[ok] = np.where(cfound, new, p[ok])
+        t = np.where(cfound, total[ci], 1)
+        new = np.maximum(c - d, 0.0) / t + gamma_num[ci] / t * p[sel]
+        p[sel] = np.where(cfound, new, p[sel])
         say(
-            f"order {n}: {len(gram_keys):,} n-grams, {len(ctx_keys):,} contexts, "
+            f"order {n}: {len(grams):,} n-grams, {len(ctx_keys):,} contexts, "
             f"D=({d1:.3f}, {d2:.3f}, {d3:.3f}) [{time.perf_counter() - t0:.1f} s]"
         )
+        del grams, counts, ctx_keys, starts, total, nk, gamma_num
         if n < order:
-            tr_prev, tr_cur = tr_cur, tr_next
-            tr_next = _extend_keys(tr_cur, train) if n + 1 < order else None
-            te_prev, te_cur = te_cur, _extend_keys(te_cur, test)
+            tr_keys = _extend_keys(tr_keys, train)
+            te_keys = _extend_keys(te_keys, test)
     return np.log2(p)
 
 
