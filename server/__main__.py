@@ -1,7 +1,11 @@
 """`python -m charcode.server`: the language server on stdio (``--tcp HOST:PORT`` optional)."""
 
+import os
 import sys
 
-from .main import serve_main
+# NumPy's OpenBLAS runs the per-keystroke steps; threads only add overhead at these sizes.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from .main import serve_main  # noqa: E402
 
 sys.exit(serve_main(sys.argv[1:]))

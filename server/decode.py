@@ -5,6 +5,7 @@ text (no boundary symbol, no control characters but tab and line breaks, no
 stray continuation bytes, no overlong or surrogate sequences), and it only
 stops between characters, so a completion never ends inside one.
 Decoders check ``should_stop()`` before every step and return None when told.
+Logits are NumPy arrays (see runtime.py).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
-from .runtime import Runtime, State, select_states
+from .runtime import Runtime, State
 
-NEG = float("-inf")
+NEG = -np.inf
 _NL, _CR = 10, 13
+Utf8 = tuple[int, int, int]  # (continuation bytes still due, lowest and highest allowed next byte)
+AT_START: Utf8 = (0, 0, 0)
 
 
 def is_word_byte(b: int) -> bool:
@@ -26,71 +29,77 @@ def is_word_byte(b: int) -> bool:
     return b >= 0x80 or b == 0x5F or 0x30 <= b <= 0x39 or 0x41 <= b <= 0x5A or 0x61 <= b <= 0x7A
 
 
-# The byte range allowed next in a UTF-8 character, by lead byte (the first continuation).
+# The range of the first continuation byte for the lead bytes that restrict it (RFC 3629).
 _FIRST_CONTINUATION = {
     0xE0: (0xA0, 0xBF),
     0xED: (0x80, 0x9F),
     0xF0: (0x90, 0xBF),
     0xF4: (0x80, 0x8F),
 }
-START = (0, 0)  # (lo, hi) == START: at a character start
 
 
-def utf8_next(state: tuple[int, int, int], b: int) -> tuple[int, int, int]:
-    """(remaining continuation bytes, lo, hi) after byte b."""
+def utf8_next(state: Utf8, b: int) -> Utf8:
+    """The UTF-8 decoder state after byte b."""
     remaining = state[0]
     if remaining:
         remaining -= 1
-        return (remaining, 0x80, 0xBF) if remaining else (0, 0, 0)
+        return (remaining, 0x80, 0xBF) if remaining else AT_START
     if b < 0x80:
-        return (0, 0, 0)
+        return AT_START
     n = 1 if b < 0xE0 else 2 if b < 0xF0 else 3
     lo, hi = _FIRST_CONTINUATION.get(b, (0x80, 0xBF))
     return (n, lo, hi)
 
 
 class Masks:
-    """Additive logit masks (0 allowed, -inf not), built once per model device."""
+    """Additive logit masks (0 allowed, -inf not) over the model's symbols."""
 
-    def __init__(self, device: torch.device, vocab: int):
-        text = torch.full((vocab,), NEG, device=device)
+    def __init__(self, vocab: int):
         allowed = [9, 10, 13, *range(0x20, 0x7F), *range(0xC2, 0xF5)]
-        text[allowed] = 0.0
-        self.start = text
-        word = torch.full((vocab,), NEG, device=device)
-        word[[b for b in allowed if is_word_byte(b)]] = 0.0
-        self.word_start = word
-        non_word = torch.full((vocab,), NEG, device=device)
-        non_word[[b for b in allowed if not is_word_byte(b)]] = 0.0
-        self.non_word = non_word
-        self._ranges: dict[tuple[int, int], torch.Tensor] = {}
-        self._device, self._vocab = device, vocab
+        self.start = self._mask(vocab, allowed)
+        self.word_start = self._mask(vocab, [b for b in allowed if is_word_byte(b)])
+        self.non_word = self._mask(vocab, [b for b in allowed if not is_word_byte(b)])
+        self._vocab = vocab
+        self._ranges: dict[tuple[int, int], np.ndarray] = {}
 
-    def continuation(self, lo: int, hi: int) -> torch.Tensor:
-        mask = self._ranges.get((lo, hi))
-        if mask is None:
-            mask = torch.full((self._vocab,), NEG, device=self._device)
-            mask[lo : hi + 1] = 0.0
-            self._ranges[(lo, hi)] = mask
+    @staticmethod
+    def _mask(vocab: int, allowed: list[int]) -> np.ndarray:
+        mask = np.full(vocab, NEG, dtype=np.float32)
+        mask[allowed] = 0.0
         return mask
 
-    def for_state(self, utf8: tuple[int, int, int], word: bool = False) -> torch.Tensor:
-        if utf8[0]:
-            return self.continuation(utf8[1], utf8[2])
-        return self.word_start if word else self.start
+    def for_state(self, utf8: Utf8, word: bool = False) -> np.ndarray:
+        if not utf8[0]:
+            return self.word_start if word else self.start
+        key = (utf8[1], utf8[2])
+        mask = self._ranges.get(key)
+        if mask is None:
+            mask = self._ranges[key] = self._mask(self._vocab, list(range(key[0], key[1] + 1)))
+        return mask
 
 
 def masks_for(runtime: Runtime) -> Masks:
     masks = getattr(runtime, "_masks", None)
     if masks is None:
-        masks = runtime._masks = Masks(runtime.device, runtime.head_b.numel())
+        masks = runtime._masks = Masks(runtime.vocab)
     return masks
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    m = logits.max(axis=-1, keepdims=True)
+    return logits - (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))
+
+
+def logsumexp(values: np.ndarray) -> np.ndarray:
+    m = values.max(axis=-1, keepdims=True)
+    safe = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return (safe + np.log(np.exp(values - safe).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 # ---------------------------------------------------------------- greedy (inline completion)
 
 
-@torch.inference_mode()
 def greedy_line(
     runtime: Runtime,
     state: State,
@@ -108,12 +117,12 @@ def greedy_line(
     masks = masks_for(runtime)
     logits = runtime.logits(state)[0]
     out = bytearray()
-    utf8 = (0, 0, 0)
+    utf8 = AT_START
     chars = 0
     while True:
         if should_stop():
             return None
-        sym = int(torch.argmax(logits + masks.for_state(utf8)))
+        sym = int(np.argmax(logits + masks.for_state(utf8)))
         if not utf8[0]:  # a character starts here: may the text end before it?
             if sym in (_NL, _CR) or chars >= max_chars:
                 break
@@ -124,7 +133,7 @@ def greedy_line(
             chars += 1
         out.append(sym)
         utf8 = utf8_next(utf8, sym)
-        logits, state = runtime.step(runtime.symbols([sym]), state)
+        logits, state = runtime.step([sym], state)
         logits = logits[0]
     return bytes(out)
 
@@ -138,7 +147,6 @@ class Candidate:
     logprob: float  # of the text followed by a character that is not part of a word
 
 
-@torch.inference_mode()
 def beam_words(
     runtime: Runtime,
     state: State,
@@ -149,26 +157,28 @@ def beam_words(
 ) -> list[Candidate] | None:
     """The most likely word continuations at the cursor, best first (a batched beam search)."""
     masks = masks_for(runtime)
-    beams: list[tuple[bytes, float, tuple[int, int, int]]] = [(b"", 0.0, (0, 0, 0))]
-    logprobs = torch.log_softmax(runtime.logits(state), dim=-1)
+    beams: list[tuple[bytes, float, Utf8]] = [(b"", 0.0, AT_START)]
+    logprobs = log_softmax(runtime.logits(state))
     finished: dict[bytes, float] = {}
     for _ in range(max_bytes):
         if should_stop():
             return None
         # 1) beams at a character boundary may end here: the next character is not a word's
-        mask = torch.stack([masks.for_state(u, word=True) for _, _, u in beams])
-        ends = torch.logsumexp(logprobs + masks.non_word, dim=-1).tolist()
-        for (text, score, u), end in zip(beams, ends, strict=True):
+        ends = logsumexp(logprobs + masks.non_word)
+        for (text, score, u), end in zip(beams, ends.tolist(), strict=True):
             if text and not u[0]:
                 finished[text] = max(finished.get(text, NEG), score + end)
         # 2) extend every beam by its best word bytes; keep the best `width` overall
-        scores = (
-            logprobs + mask + torch.tensor([s for _, s, _ in beams], device=mask.device)[:, None]
-        )
-        top = torch.topk(scores.flatten(), k=min(width, scores.numel()))
+        scores = logprobs + np.stack([masks.for_state(u, word=True) for _, _, u in beams])
+        scores += np.array([s for _, s, _ in beams], dtype=np.float32)[:, None]
+        flat = scores.ravel()
+        k = min(width, flat.size)
+        top = np.argpartition(-flat, k - 1)[:k]
+        top = top[np.argsort(-flat[top], kind="stable")]
         bar = sorted(finished.values(), reverse=True)[width - 1] if len(finished) >= width else NEG
         nxt = []
-        for value, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
+        for index in top.tolist():
+            value = float(flat[index])
             if value == NEG or value <= bar:
                 continue  # scores only fall: this can no longer make the list
             row, sym = divmod(index, scores.shape[1])
@@ -176,11 +186,10 @@ def beam_words(
             nxt.append((row, text + bytes([sym]), value, utf8_next(u, sym)))
         if not nxt:
             break
-        rows = runtime.symbols([r for r, *_ in nxt])
         logits, state = runtime.step(
-            runtime.symbols([t[-1] for _, t, _, _ in nxt]), select_states(state, rows)
+            [t[-1] for _, t, _, _ in nxt], runtime.select(state, [r for r, *_ in nxt])
         )
-        logprobs = torch.log_softmax(logits, dim=-1)
+        logprobs = log_softmax(logits)
         beams = [(t, s, u) for _, t, s, u in nxt]
     best = sorted(finished.items(), key=lambda kv: -kv[1])[:width]
     return [Candidate(text, score) for text, score in best]
@@ -195,7 +204,6 @@ class Sampled:
     reason: str  # "end_of_function", "length", "stopped"
 
 
-@torch.inference_mode()
 def sample_function(
     runtime: Runtime,
     state: State,
@@ -218,28 +226,27 @@ def sample_function(
     trailing whitespace a stop rule might still remove.
     """
     masks = masks_for(runtime)
-    generator = torch.Generator(device="cpu").manual_seed(seed)
+    rng = np.random.Generator(np.random.PCG64(seed))
     if forced:
         state = runtime.read(state, forced)
     logits = runtime.logits(state)[0]
     rule = stop_rule(forced)
     out = bytearray()
-    utf8 = (0, 0, 0)
-    emitted = 0
-    chars = 0
-    restarts = 0
+    utf8 = AT_START
+    emitted = chars = restarts = 0
     base = 0  # where the current rule's generated text starts in out
     reason = "length"
     while chars < max_chars or utf8[0]:
         if should_stop():
             reason = "stopped"
             break
-        scores = logits + masks.for_state(utf8)
+        scores = (logits + masks.for_state(utf8)).astype(np.float64)
         if temperature <= 0:
-            sym = int(torch.argmax(scores))
+            sym = int(np.argmax(scores))
         else:
-            probs = torch.softmax(scores.float().cpu() / temperature, dim=-1)
-            sym = int(torch.multinomial(probs, 1, generator=generator))
+            p = np.exp((scores - scores.max()) / temperature)
+            cdf = np.cumsum(p)
+            sym = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
         out.append(sym)
         chars += not utf8[0]
         utf8 = utf8_next(utf8, sym)
@@ -256,7 +263,7 @@ def sample_function(
             if len(ready) > emitted:
                 on_text(forced + ready if emitted == 0 else ready[emitted:])
                 emitted = len(ready)
-        logits, state = runtime.step(runtime.symbols([sym]), state)
+        logits, state = runtime.step([sym], state)
         logits = logits[0]
     text = bytes(out)
     if utf8[0]:  # stopped inside a character

@@ -1,31 +1,42 @@
 """A CharLSTM's weights laid out for inference: bulk reading and single (or small-batch) steps.
 
-Measured on the 2-core development CPU (torch 2.13, one thread; see
-server/README-lsp.md for the figures and bench/lsp_latency.py):
+Measured on the 2-core development CPU (torch 2.13, one thread each; figures
+in server/README-lsp.md, bench/lsp_latency.py for the end-to-end view):
 
 - Reading text in bulk (prefill) is fastest through ``nn.LSTM`` with oneDNN
   enabled: it projects all inputs at once and runs the recurrence in C++.
-- A single step is fastest through a hand-written cell: layer 0's input
-  projection is a row lookup in a table (embedding @ W_ih + biases), the gates
-  are reordered to (i, f, o, g) so one sigmoid and one tanh cover them, and a
-  step is one ``addmm`` per layer plus the head. ``nn.LSTM`` with oneDNN pays
-  a primitive setup per call that costs several times the arithmetic at batch 1.
+- A step at batch 1 to 5 is fastest as a hand-written cell in NumPy: for a
+  2x256 model one step (both layers and the head) takes about 0.2 ms, against
+  0.3 ms for the same cell in torch ops (``addmm`` and friends, oneDNN off) and
+  0.6 ms or more for ``nn.LSTM`` (which pays a oneDNN primitive setup per call).
+  At this size the per-operation overhead, not the arithmetic, is the cost, and
+  NumPy's is a few times smaller than torch's. Layer 0's input projection is a
+  row lookup in a table (embedding @ W_ih + biases) and the gates are
+  reordered to (i, f, o, g) so one tanh-based sigmoid covers three of them.
 - bf16 reading was not faster on this CPU (no AMX / AVX512-BF16), so
-  everything runs in fp32 and the fast paths agree with ``CharLSTM.forward``
-  to float rounding (tests/server/test_runtime.py states the tolerance).
+  everything runs in fp32, and the fast paths agree with ``CharLSTM.forward``
+  to float rounding (tests/server/test_runtime.py: log-probabilities within 1e-4).
 
-States are ``(h, c)`` tensors of shape (layers, batch, hidden) and are never
-modified in place, so a snapshot can be shared by the cache and a decoder.
+On CUDA every step runs as torch ops on the device and logits come back to the
+CPU. States are ``(h, c)`` torch tensors of shape (layers, batch, hidden) and
+are never modified in place, so a snapshot can be shared by the cache and a
+decoder. Logits are NumPy arrays (batch, vocab) on the CPU.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 from charcode.training.model import CharLSTM
 from charcode.training.symbols import BOUNDARY
 
 State = tuple[torch.Tensor, torch.Tensor]
+# Reads up to this many bytes go step by step: nn.LSTM's fixed cost per call is worth
+# 10 to 50 steps on this CPU (a keystroke usually reads one byte).
+STEP_READ_MAX = 8
 
 
 def _reorder_gates(w: torch.Tensor, hidden: int) -> torch.Tensor:
@@ -41,7 +52,7 @@ class Runtime:
         self.device = torch.device(device)
         self.model = model.to(self.device, torch.float32).eval()
         cfg = model.config
-        self.layers, self.hidden = cfg.layers, cfg.hidden
+        self.layers, self.hidden, self.vocab = cfg.layers, cfg.hidden, cfg.vocab
         lstm, H = self.model.lstm, cfg.hidden
         with torch.no_grad():
             w = [
@@ -64,36 +75,48 @@ class Runtime:
             zeros = self.model.initial_state(1, device=self.device)
             _, start = self.model(torch.tensor([[BOUNDARY]], device=self.device), zeros)
             self.start: State = (start[0].detach(), start[1].detach())
+        self._cell = _NumpyCell(self) if self.device.type == "cpu" else None
 
     @property
     def state_bytes(self) -> int:
+        """Bytes of one batch-1 state."""
         return 2 * self.layers * self.hidden * 4
 
     @torch.inference_mode()
     def read(self, state: State, data: bytes) -> State:
-        """The state after reading data (bulk path: nn.LSTM with oneDNN on)."""
+        """The state after reading data: a few bytes by steps, more in bulk (nn.LSTM, oneDNN on)."""
         if not data:
             return state
+        if len(data) <= STEP_READ_MAX and self._cell is not None:
+            return self._cell.read(data, state)
         x = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(self.device, torch.long)
         with _mkldnn(True):
             _, (h, c) = self.model.lstm(self.model.embed(x.unsqueeze(0)), state)
         return h, c
 
     @torch.inference_mode()
-    def logits(self, state: State) -> torch.Tensor:
+    def logits(self, state: State) -> np.ndarray:
         """Next-symbol logits (batch, vocab) from a state's top layer."""
-        return torch.addmm(self.head_b, state[0][-1], self.head_w_t)
+        if self._cell is not None:
+            return self._cell.head(state[0][-1].numpy())
+        return torch.addmm(self.head_b, state[0][-1], self.head_w_t).cpu().numpy()
 
     @torch.inference_mode()
-    def step(self, symbols: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """Read one symbol per batch row: (batch,) int64 -> logits (batch, vocab), new state."""
+    def step(self, symbols: Sequence[int], state: State) -> tuple[np.ndarray, State]:
+        """Read one symbol per batch row: logits (batch, vocab) after it, and the new state."""
+        if self._cell is not None:
+            return self._cell.step(symbols, state)
+        return self._torch_step(symbols, state)
+
+    def _torch_step(self, symbols: Sequence[int], state: State) -> tuple[np.ndarray, State]:
         H = self.hidden
         h0, c0 = state
+        sym = torch.tensor(list(symbols), dtype=torch.long, device=self.device)
         hs, cs = [], []
         x = None
         for k in range(self.layers):
             if k == 0:
-                gates = torch.addmm(self.table0.index_select(0, symbols), h0[0], self.w_hh_t[0])
+                gates = torch.addmm(self.table0.index_select(0, sym), h0[0], self.w_hh_t[0])
             else:
                 gates = torch.addmm(self.bias[k], x, self.w_ih_t[k]).addmm_(h0[k], self.w_hh_t[k])
             sig = gates[:, : 3 * H].sigmoid()
@@ -102,10 +125,63 @@ class Runtime:
             hs.append(x)
             cs.append(c)
         logits = torch.addmm(self.head_b, x, self.head_w_t)
-        return logits, (torch.stack(hs), torch.stack(cs))
+        return logits.cpu().numpy(), (torch.stack(hs), torch.stack(cs))
 
-    def symbols(self, values: list[int]) -> torch.Tensor:
-        return torch.tensor(values, dtype=torch.long, device=self.device)
+    def select(self, state: State, rows: Sequence[int]) -> State:
+        """The states of the given batch rows (a row may repeat)."""
+        idx = torch.tensor(list(rows), dtype=torch.long, device=self.device)
+        return state[0].index_select(1, idx), state[1].index_select(1, idx)
+
+
+class _NumpyCell:
+    """The LSTM step in NumPy on views of the runtime's (CPU) weights."""
+
+    def __init__(self, rt: Runtime):
+        self.H, self.L = rt.hidden, rt.layers
+        self.table0 = rt.table0.numpy()
+        self.w_hh = [w.numpy() for w in rt.w_hh_t]
+        self.w_ih = [w.numpy() for w in rt.w_ih_t]
+        self.bias = [b.numpy() for b in rt.bias]
+        self.head_w = rt.head_w_t.numpy()
+        self.head_b = rt.head_b.numpy()
+
+    def head(self, h: np.ndarray) -> np.ndarray:
+        return h @ self.head_w + self.head_b
+
+    def read(self, data: bytes, state: State) -> State:
+        for b in data:
+            state = self._advance([b], state)[1]
+        return state
+
+    def step(self, symbols: Sequence[int], state: State) -> tuple[np.ndarray, State]:
+        x, new = self._advance(symbols, state)
+        return self.head(x), new
+
+    def _advance(self, symbols: Sequence[int], state: State) -> tuple[np.ndarray, State]:
+        """The top layer's output and the new state after one symbol per row."""
+        H = self.H
+        h0, c0 = state[0].numpy(), state[1].numpy()
+        hs, cs = np.empty_like(h0), np.empty_like(c0)
+        x = None
+        for k in range(self.L):
+            if k == 0:
+                g = self.table0[symbols] + h0[0] @ self.w_hh[0]
+            else:
+                g = x @ self.w_ih[k]
+                g += h0[k] @ self.w_hh[k]
+                g += self.bias[k]
+            s = g[:, : 3 * H]
+            s *= 0.5
+            np.tanh(s, out=s)
+            s *= 0.5
+            s += 0.5  # sigmoid(v) == tanh(v / 2) / 2 + 1/2, with no overflow
+            c, h = cs[k], hs[k]
+            np.multiply(s[:, H : 2 * H], c0[k], out=c)
+            c += s[:, :H] * np.tanh(g[:, 3 * H :])
+            np.tanh(c, out=h)
+            h *= s[:, 2 * H :]
+            x = h
+        return x, (torch.from_numpy(hs), torch.from_numpy(cs))
 
 
 class _mkldnn:
@@ -120,11 +196,3 @@ class _mkldnn:
 
     def __exit__(self, *exc):
         torch.backends.mkldnn.enabled = self.saved
-
-
-def stack_states(states: list[State]) -> State:
-    return torch.cat([s[0] for s in states], dim=1), torch.cat([s[1] for s in states], dim=1)
-
-
-def select_states(state: State, rows: torch.Tensor) -> State:
-    return state[0].index_select(1, rows), state[1].index_select(1, rows)

@@ -21,8 +21,11 @@ def scratch(rt: Runtime, data: bytes, start: int = 0):
     return rt.read(rt.start, data[start:])
 
 
-def close(a, b, tol=1e-5) -> bool:
-    return all((x - y).abs().max().item() < tol for x, y in zip(a, b, strict=True))
+def close(rt: Runtime, a, b, tol=1e-4) -> bool:
+    """Same predictions (log-probabilities) and hidden state, to float rounding."""
+    la = torch.log_softmax(torch.from_numpy(rt.logits(a)), -1)
+    lb = torch.log_softmax(torch.from_numpy(rt.logits(b)), -1)
+    return (la - lb).abs().max().item() < tol and (a[0] - b[0]).abs().max().item() < tol
 
 
 def test_random_edits_and_requests_match_reading_from_scratch(rt):
@@ -39,7 +42,7 @@ def test_random_edits_and_requests_match_reading_from_scratch(rt):
             eng.edited("u", version, a)
         offset = rng.randrange(len(text) + 1)
         got = eng.state_at("u", version, bytes(text), offset, rt)
-        assert close(got, scratch(rt, bytes(text[:offset])))
+        assert close(rt, got, scratch(rt, bytes(text[:offset])))
 
 
 def test_typing_reads_one_byte_per_keystroke(rt):
@@ -61,7 +64,7 @@ def test_a_far_cursor_reads_at_most_the_horizon(rt):
     got = eng.state_at("u", 1, text, offset, rt)
     start = text.find(b"\n", offset - 300, offset) + 1
     assert eng.stats.bytes_read == offset - start <= 300
-    assert close(got, scratch(rt, text[:offset], start))
+    assert close(rt, got, scratch(rt, text[:offset], start))
 
 
 def test_stale_requests_get_nothing(rt):
@@ -94,5 +97,5 @@ def test_a_model_change_drops_the_document_cache(rt):
     other = Runtime(tiny_model(seed=5))
     eng.state_at("u", 1, b"hello", 5, rt)
     got = eng.state_at("u", 1, b"hello", 5, other)
-    assert close(got, other.read(other.start, b"hello"))
+    assert (got[0] - other.read(other.start, b"hello")[0]).abs().max().item() < 1e-5
     assert isinstance(got[0], torch.Tensor)

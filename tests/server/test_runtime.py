@@ -39,7 +39,7 @@ def test_bulk_read_matches_forward(model):
     state = rt.start
     for cut in (0, 1, 255, 256, 599, 600):
         state = rt.read(rt.start, TEXT[:cut])
-        got = torch.log_softmax(rt.logits(state)[0], dim=-1)
+        got = torch.log_softmax(torch.from_numpy(rt.logits(state)[0]), dim=-1)
         assert (got - ref[cut]).abs().max().item() < TOLERANCE
 
 
@@ -57,8 +57,8 @@ def test_single_steps_match_forward(model):
     ref = reference_logprobs(model, TEXT)
     state = rt.start
     for t, b in enumerate(TEXT[:300]):
-        logits, state = rt.step(rt.symbols([b]), state)
-        got = torch.log_softmax(logits[0], dim=-1)
+        logits, state = rt.step([b], state)
+        got = torch.log_softmax(torch.from_numpy(logits[0]), dim=-1)
         assert (got - ref[t + 1]).abs().max().item() < TOLERANCE
 
 
@@ -66,7 +66,16 @@ def test_batched_steps_match_single_steps(model):
     rt = Runtime(model)
     states = [rt.read(rt.start, TEXT[:n]) for n in (10, 50, 90)]
     batch = (torch.cat([s[0] for s in states], 1), torch.cat([s[1] for s in states], 1))
-    logits, _ = rt.step(rt.symbols([65, 66, 67]), batch)
+    logits, _ = rt.step([65, 66, 67], batch)
     for row, (s, b) in enumerate(zip(states, (65, 66, 67), strict=True)):
-        one, _ = rt.step(rt.symbols([b]), s)
-        assert (logits[row] - one[0]).abs().max().item() < 1e-5
+        one, _ = rt.step([b], s)
+        assert abs(logits[row] - one[0]).max() < 1e-5
+
+
+def test_torch_step_path_matches_numpy(model):
+    rt = Runtime(model)
+    state = rt.read(rt.start, TEXT[:40])
+    a, sa = rt.step([66, 67], rt.select(state, [0, 0]))
+    b, sb = rt._torch_step([66, 67], rt.select(state, [0, 0]))
+    assert abs(a - b).max() < 1e-5
+    assert (sa[0] - sb[0]).abs().max().item() < 1e-5
