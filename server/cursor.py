@@ -8,6 +8,7 @@ from lsprotocol import types
 
 from .decode import is_word_byte
 from .document import Document
+from .language_ids import canonical_language
 
 WORD_LOOKBACK = 256  # bytes: a longer run of word characters is not a word worth completing
 
@@ -26,7 +27,7 @@ class Cursor:
         offset = doc.offset_at(position, encoding)
         return cls(
             doc.uri,
-            doc.language_id,
+            canonical_language(doc.language_id),
             doc.version,
             doc.data,
             offset,

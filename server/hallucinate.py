@@ -97,7 +97,7 @@ def _parse(ls, args: tuple) -> Request:
         raise bad(COMMAND, f"{uri} is not open (send textDocument/didOpen first)")
     cursor = Cursor.at(doc, pos, ls.encoding)
     prefix = doc.line_prefix(cursor.offset)
-    lang = LANGUAGES.get(doc.language_id)
+    lang = LANGUAGES.get(cursor.language)
     forced = encode(lang.function_prime) if lang and not prefix.strip() else b""
     if lang is not None and forced and prefix and lang.function_prime.startswith(" "):
         forced = forced.lstrip(b" ")  # the line's own indentation comes first

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from .language_ids import canonical_language
+
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -29,7 +31,10 @@ class Settings:
     )  # language -> path
 
     def enabled_for(self, language_id: str) -> bool:
-        return self.enable and (not self.languages or language_id in self.languages)
+        if not self.enable:
+            return False
+        lang = canonical_language(language_id)
+        return not self.languages or any(canonical_language(x) == lang for x in self.languages)
 
 
 def _bool(v: Any) -> bool:

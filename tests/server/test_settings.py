@@ -68,3 +68,8 @@ def test_not_an_object():
 def test_language_filter():
     s, _ = parse_settings({"languages": ["python"]})
     assert s.enabled_for("python") and not s.enabled_for("c")
+
+
+def test_language_ids_of_other_editors_map_to_charcode_ids():
+    s, _ = parse_settings({"languages": ["shellscript", "javascript"]})
+    assert s.enabled_for("sh") and s.enabled_for("javascriptreact") and not s.enabled_for("python")
