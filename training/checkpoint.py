@@ -63,16 +63,16 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 def save_checkpoint(
     path: Path, model: CharLSTM, meta: dict, dtype: torch.dtype = torch.float32
 ) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     meta = dict(meta)
     meta["format_version"] = FORMAT_VERSION
     meta["model"] = {**meta.get("model", {}), **model.config.to_dict()}
     raw = model.module if hasattr(model, "module") else model
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in raw.state_dict().items()}
-    atomic_write(
-        path, lambda tmp: save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
-    )
+    # Serialise in memory and write with Python's I/O, so a full disk raises OSError (ENOSPC).
+    data = save(tensors, metadata={METADATA_KEY: json.dumps(meta)})
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def read_metadata(path: Path) -> dict:
