@@ -1,7 +1,8 @@
 """Training throughput in characters/s: charcode's trainer against two baselines of the same size.
 
 - naive: an LSTMCell stack stepped in a Python loop over time (how popular PyTorch char-rnn ports train)
-- plain: a straightforward fp32 nn.LSTM training loop (one process, default threads)
+- plain: a straightforward fp32 nn.LSTM training loop (one process, default threads),
+  and the same loop under bf16 autocast
 - charcode: the real `charcode train` command on the installed standard library, its own
   device choices (on CPU: one single-threaded process per core; on CUDA: cuDNN, bf16, fused AdamW)
 
@@ -64,14 +65,17 @@ class NaiveCharRNN(nn.Module):
         return torch.stack(outs, 1)
 
 
-def loop_rate(model: nn.Module, batch: int, seq_len: int, seconds: float, device) -> float:
+def loop_rate(
+    model: nn.Module, batch: int, seq_len: int, seconds: float, device, bf16: bool = False
+) -> float:
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randint(0, 256, (batch, seq_len), device=device)
     y = torch.randint(0, 256, (batch, seq_len), device=device)
 
     def step():
-        out = model(x)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            out = model(x)
         logits = out[0] if isinstance(out, tuple) else out
         loss = F.cross_entropy(logits.reshape(-1, VOCAB_SIZE), y.reshape(-1))
         opt.zero_grad()
@@ -138,7 +142,7 @@ def main() -> None:
         f"device: {name}; batch {batch} x seq {args.seq_len}; {args.seconds:.0f} s per measurement; torch {torch.__version__}"
     )
     print(
-        f"{'size':8} {'naive cell loop':>16} {'plain nn.LSTM':>14} {'charcode':>12} {'vs naive':>9} {'vs plain':>9}  MFU"
+        f"{'size':8} {'naive cell loop':>16} {'plain nn.LSTM':>14} {'plain bf16':>11} {'charcode':>12} {'vs naive':>9} {'vs plain':>9}  MFU"
     )
     for size in args.sizes:
         cfg = ModelConfig.named(size)
@@ -149,6 +153,7 @@ def main() -> None:
             else loop_rate(NaiveCharRNN(cfg), batch, args.seq_len, args.seconds, device)
         )
         plain = loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device)
+        bf16 = loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device, bf16=True)
         ours = trainer_rate(size, batch, args.seq_len, args.seconds, device.type, args.repo)
         mfu = ""
         if device.type == "cuda":
@@ -156,7 +161,7 @@ def main() -> None:
             if peak:
                 mfu = f"{ours * flops_per_char(cfg) / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s"
         print(
-            f"{size:8} {naive:>16,.0f} {plain:>14,.0f} {ours:>12,.0f} {ours / naive:>8.2f}x {ours / plain:>8.2f}x  {mfu}",
+            f"{size:8} {naive:>16,.0f} {plain:>14,.0f} {bf16:>11,.0f} {ours:>12,.0f} {ours / naive:>8.2f}x {ours / plain:>8.2f}x  {mfu}",
             flush=True,
         )
 
