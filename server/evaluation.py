@@ -42,9 +42,9 @@ from charcode.training.symbols import utf8_complete_prefix
 
 from . import hallucinate, inline, sync
 from .decode import is_word_byte
-from .document import DocumentStore, decode, encode
-from .engine import Engine
+from .document import decode, encode
 from .runtime import Runtime
+from .server import CharcodeServer
 from .settings import Settings
 from .word_baseline import WordCompleter
 
@@ -89,8 +89,13 @@ class _OneModel:
         return self.model if language == self.language else None
 
 
-class EvalSession:
-    """The attributes of a CharcodeServer that the feature handlers use, without LSP I/O."""
+class EvalSession(CharcodeServer):
+    """The language server without its LSP I/O: the feature handlers are called directly.
+
+    Its state is the real server's (documents, snapshot engine, settings defaults,
+    whatever else the handlers keep on it), except that it holds one model and runs
+    model work at once on the calling thread, timing each call.
+    """
 
     def __init__(
         self,
@@ -99,13 +104,17 @@ class EvalSession:
         settings: Settings | None = None,
         encoding: str = "utf-16",
     ):
+        super().__init__()
         self.language = language
         self.settings = settings or Settings()
-        self.encoding = encoding
-        self.documents = DocumentStore()
-        self.engine = Engine()
+        self._encoding = encoding
         self.models = _OneModel(language, runtime)
+        self.runner.shutdown()
         self.runner = _DirectRunner()
+
+    @property
+    def encoding(self) -> str:  # the server's comes from the initialize handshake
+        return self._encoding
 
     def open(self, uri: str, text: str = "") -> None:
         item = types.TextDocumentItem(uri=uri, language_id=self.language, version=0, text=text)
