@@ -52,6 +52,7 @@ class _Cache:
     offsets: list[int] = field(default_factory=list)  # sorted
     states: dict[int, State] = field(default_factory=dict)
     cursors: list[int] = field(default_factory=list)  # off-grid offsets, oldest first
+    pinned: int | None = None  # a cursor snapshot kept however many come after it
     used: int = 0
     nbytes: int = 0
 
@@ -62,6 +63,7 @@ class EngineStats:
     bytes_read: int = 0
     exact_hits: int = 0  # requests answered from a snapshot at the cursor
     fresh_starts: int = 0  # requests that read from a fresh state within the horizon
+    reused: int = 0  # states handed over by a decoder that had read the same bytes
 
 
 class Engine:
@@ -160,6 +162,30 @@ class Engine:
         self._store(uri, version, made, offset)
         return state
 
+    def holds(self, uri: str, version: int, offset: int, runtime: Runtime) -> bool:
+        """Whether the cache has a valid snapshot at offset for this version (the text before
+        offset has not changed since it was made)."""
+        with self._lock:
+            cache = self._caches.get(uri)
+            return (
+                cache is not None
+                and cache.runtime is runtime
+                and cache.version == version
+                and offset in cache.states
+            )
+
+    def pin(self, uri: str, offset: int) -> None:
+        """Keep the cursor snapshot at offset (until an edit before it or the memory cap drops it)."""
+        with self._lock:
+            cache = self._caches.get(uri)
+            if cache is not None:
+                cache.pinned = offset
+
+    def remember(self, uri: str, version: int, offset: int, state: State) -> None:
+        """Keep a state computed elsewhere (by a decoder that read the same bytes)."""
+        self.stats.reused += 1
+        self._store(uri, version, [(offset, state)], offset)
+
     def _fresh_start(self, data: bytes, offset: int) -> int:
         """Where to start reading from scratch: the document start, or a line start within reach."""
         if offset <= self.horizon:
@@ -191,7 +217,8 @@ class Engine:
                 if not on_grid:
                     cache.cursors.append(pos)
             while len(cache.cursors) > CURSOR_SNAPSHOTS:
-                self._remove(cache, cache.cursors[0])
+                oldest = cache.cursors[0] if cache.cursors[0] != cache.pinned else cache.cursors[1]
+                self._remove(cache, oldest)
             self._enforce_cap(cache, cursor)
 
     def _drop_after(self, cache: _Cache, offset: int) -> None:

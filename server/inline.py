@@ -9,10 +9,12 @@ word.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lsprotocol import types
 
 from .cursor import Cursor
-from .decode import greedy_line
+from .decode import GreedyPath, greedy_line
 from .document import decode
 
 EMPTY = types.InlineCompletionList(items=[])
@@ -41,24 +43,58 @@ async def inline_completion(ls, params: types.InlineCompletionParams) -> types.I
     )
 
 
+@dataclass
+class LastGhost:
+    """The greedy path behind the last ghost text, and where it started."""
+
+    uri: str
+    offset: int
+    path: GreedyPath
+
+
 def ghost_text(ls, cursor: Cursor, max_chars: int, *, should_stop) -> str | None:
-    """Inference thread: the ghost text at the cursor, or None."""
+    """Inference thread: the ghost text at the cursor, or None.
+
+    When the user has typed the start of the previous ghost text, its path
+    already holds the state and the rest of the text: nothing is recomputed.
+    """
     model = ls.models.get(cursor.language)
     if model is None:
         return None
-    state = ls.engine.state_at(
-        cursor.uri, cursor.version, cursor.data, cursor.offset, model.runtime, should_stop
-    )
-    if state is None:
-        return None
+    rt = model.runtime
+    last: LastGhost | None = ls.last_ghost
+    start = 0
+    if last is not None and _typed_along(ls, last, cursor, rt):
+        path, start = last.path, cursor.offset - last.offset
+        ls.engine.remember(cursor.uri, cursor.version, cursor.offset, path.state(start))
+    else:
+        state = ls.engine.state_at(
+            cursor.uri, cursor.version, cursor.data, cursor.offset, rt, should_stop
+        )
+        if state is None:
+            return None
+        path = GreedyPath(rt, state)
+        ls.last_ghost = LastGhost(cursor.uri, cursor.offset, path)
+        ls.engine.pin(cursor.uri, cursor.offset)
     out = greedy_line(
-        model.runtime,
-        state,
+        path,
+        start=start,
         word=cursor.after_word_char(),
         max_chars=max_chars,
         should_stop=should_stop,
     )
     return None if out is None else decode(out)
+
+
+def _typed_along(ls, last: LastGhost, cursor: Cursor, rt) -> bool:
+    k = cursor.offset - last.offset
+    return (
+        last.uri == cursor.uri
+        and last.path.runtime is rt
+        and 0 < k <= len(last.path.syms)
+        and cursor.data[last.offset : cursor.offset] == bytes(last.path.syms[:k])
+        and ls.engine.holds(cursor.uri, cursor.version, last.offset, rt)
+    )
 
 
 def setup(server) -> None:

@@ -55,6 +55,7 @@ class CharcodeServer(LanguageServer):
         self.runner = Runner(initializer=_init_inference_thread)
         self.trainings: dict[str, asyncio.Task] = {}
         self.trainer_pids: set[int] = set()
+        self.last_ghost = None  # inline.LastGhost; used by the inference thread only
         self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._told: set[str] = set()

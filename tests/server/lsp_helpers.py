@@ -283,16 +283,15 @@ def in_process_runtime(checkpoint: Path):
 
 def expected_inline(rt, text: str, index: int, max_chars: int = 48) -> str:
     """The ghost text for a cursor at text[index], computed here by reading the prefix from scratch."""
-    from charcode.server.decode import greedy_line, is_word_byte
+    from charcode.server.decode import GreedyPath, greedy_line, is_word_byte
 
     data = text.encode("utf-8", "surrogatepass")
     before = text[:index].encode("utf-8", "surrogatepass")
     word = bool(before) and is_word_byte(before[-1])
     if word and len(before) < len(data) and is_word_byte(data[len(before)]):
         return ""
-    out = greedy_line(
-        rt, rt.read(rt.start, before), word=word, max_chars=max_chars, should_stop=lambda: False
-    )
+    path = GreedyPath(rt, rt.read(rt.start, before))
+    out = greedy_line(path, word=word, max_chars=max_chars, should_stop=lambda: False)
     return out.decode("utf-8")
 
 

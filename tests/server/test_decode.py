@@ -7,7 +7,13 @@ import pytest
 import torch
 from lsp_helpers import tiny_model
 
-from charcode.server.decode import beam_words, greedy_line, is_word_byte, sample_function
+from charcode.server.decode import (
+    GreedyPath,
+    beam_words,
+    greedy_line,
+    is_word_byte,
+    sample_function,
+)
 from charcode.server.runtime import Runtime
 from charcode.training.stoprules import cut_function, make_stop_rule
 
@@ -41,7 +47,9 @@ PRIMES = [
 @pytest.mark.parametrize("word", [False, True])
 def test_greedy_is_valid_text_without_line_breaks(trained, noisy, prime, word):
     for rt in (trained, noisy):
-        out = greedy_line(rt, rt.read(rt.start, prime), word=word, max_chars=30, should_stop=NEVER)
+        out = greedy_line(
+            GreedyPath(rt, rt.read(rt.start, prime)), word=word, max_chars=30, should_stop=NEVER
+        )
         text = out.decode("utf-8")  # strict
         assert "\n" not in text and "\r" not in text
         assert len(text) <= 30
@@ -50,8 +58,7 @@ def test_greedy_is_valid_text_without_line_breaks(trained, noisy, prime, word):
 def test_greedy_in_a_word_stops_at_the_word_end(trained):
     rt = trained
     out = greedy_line(
-        rt,
-        rt.read(rt.start, b"    result = []\n    for item in it"),
+        GreedyPath(rt, rt.read(rt.start, b"    result = []\n    for item in it")),
         word=True,
         max_chars=40,
         should_stop=NEVER,
@@ -61,7 +68,9 @@ def test_greedy_in_a_word_stops_at_the_word_end(trained):
 
 def test_greedy_stops_when_told(trained):
     assert (
-        greedy_line(trained, trained.start, word=False, max_chars=40, should_stop=lambda: True)
+        greedy_line(
+            GreedyPath(trained, trained.start), word=False, max_chars=40, should_stop=lambda: True
+        )
         is None
     )
 
@@ -146,3 +155,16 @@ def test_forced_text_is_part_of_the_result(trained):
     )
     assert got.text.startswith(b"def ")
     assert b"".join(pieces) == got.text
+
+
+def test_a_greedy_path_read_from_further_on_is_the_same_text(trained):
+    rt = trained
+    prime = b"def load_1(items):\n    result = []\n    for item in items:\n        "
+    path = GreedyPath(rt, rt.read(rt.start, prime))
+    whole = greedy_line(path, word=False, max_chars=40, should_stop=NEVER)
+    assert len(whole) > 3
+    for k in (1, 2, len(whole) - 1):
+        fresh = GreedyPath(rt, rt.read(rt.start, prime + whole[:k]))
+        again = greedy_line(fresh, word=False, max_chars=40, should_stop=NEVER)
+        assert greedy_line(path, start=k, word=False, max_chars=40, should_stop=NEVER) == again
+        assert (path.state(k)[0] - fresh.states[0][0]).abs().max().item() < 1e-4
