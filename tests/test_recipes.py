@@ -480,3 +480,31 @@ def test_sampling_whole_documents():
     starts = baselines.document_starts(sample)
     assert 15 <= len(starts) <= 30  # about a quarter of the documents, spread out
     assert baselines.text_bytes(np.array([256, 104, 105, 256, 33])) == b"hi!"
+
+
+def test_the_bench_scores_a_model_beside_the_baselines(
+    python_repo, cache_dir, tiny_python_model, capsys
+):
+    import json
+
+    from charcode.training.checkpoint import load_checkpoint
+    from charcode.training.corpus import build_corpus
+    from charcode.training.evaluate import bits_per_char
+
+    argv = ["--language", "python", "--repo", str(python_repo), "--cache-dir", str(cache_dir)]
+    code = baselines.main(
+        [*argv, "--order", "4", "--model", str(tiny_python_model), "--json", "-q"]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["val_fraction"] == 0.05  # no MANIFEST.json: charcode train's default
+    methods = [r["method"] for r in out["results"]]
+    assert methods[:3] == ["gzip -9", "bzip2 -9", "xz -9e"]
+    assert "4-gram Kneser-Ney" in methods and methods[-1].startswith("charcode 1x32 LSTM")
+    corpus = build_corpus([python_repo], "python", cache_dir=cache_dir)
+    assert out["heldout"]["bytes"] == corpus.summary["val_bytes"]
+    model = load_checkpoint(tiny_python_model).model
+    expected, _ = bits_per_char(model, np.array(corpus.val))
+    assert out["results"][-1]["bits_per_byte"] == pytest.approx(expected)
+    for r in out["results"]:
+        assert r["bits_per_byte"] is None or 0 < r["bits_per_byte"] < 8
