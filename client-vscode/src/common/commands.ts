@@ -3,6 +3,7 @@
  * executeCommand ids, which vscode-languageclient registers by itself; ours
  * call the server with `workspace/executeCommand` requests.
  */
+import * as path from "path";
 import * as vscode from "vscode";
 import {
   LSPErrorCodes,
@@ -222,11 +223,26 @@ async function trainWorkspace(deps: Deps, presetLanguage: unknown): Promise<void
         }
       },
     );
+    deps.status.setTraining(language, undefined);
     deps.log.info(`Trained ${language} model: ${JSON.stringify(result)}`);
-    await deps.server.refreshModels();
-    const bits = typeof result?.val_bits_per_char === "number" ? `${result.val_bits_per_char.toFixed(2)} bits/char on validation, ` : "";
+    const bits =
+      typeof result?.val_bits_per_char === "number" ? `${result.val_bits_per_char.toFixed(2)} bits/char on validation` : "";
+    const info = await deps.server.refreshModels();
+    const inUse = info?.languages[language];
+    if (result?.path && isModel(inUse) && !samePath(inUse.path, result.path)) {
+      // a workspace or explicit model outranks the user models folder the server trains into
+      const choice = await vscode.window.showWarningMessage(
+        `charcode: the new ${language} model${bits ? ` (${bits})` : ""} was saved to ${result.path}, but ${inUse.path} (${inUse.source ?? "?"}) takes precedence.`,
+        USE_NEW_MODEL,
+        "Keep Current",
+      );
+      if (choice === USE_NEW_MODEL) {
+        await useModel(language, result.path);
+      }
+      return;
+    }
     const choice = await vscode.window.showInformationMessage(
-      `charcode: the new ${language} model is in use (${bits}saved to ${result?.path ?? "?"}).`,
+      `charcode: the new ${language} model is in use (${bits ? `${bits}, ` : ""}saved to ${result?.path ?? "?"}).`,
       "Show Model Info",
     );
     if (choice) {
@@ -245,6 +261,24 @@ async function trainWorkspace(deps: Deps, presetLanguage: unknown): Promise<void
   } finally {
     deps.status.setTraining(language, undefined);
   }
+}
+
+const USE_NEW_MODEL = "Use New Model";
+
+function samePath(a: string, b: string): boolean {
+  return path.resolve(a) === path.resolve(b);
+}
+
+/** Points `charcode.models[language]` at a checkpoint (workspace settings when a folder is open). */
+async function useModel(language: string, checkpoint: string): Promise<void> {
+  const config = vscode.workspace.getConfiguration(SECTION);
+  const target = vscode.workspace.workspaceFolders?.length
+    ? vscode.ConfigurationTarget.Workspace
+    : vscode.ConfigurationTarget.Global;
+  const inspected = config.inspect<Record<string, string>>("models");
+  const current =
+    (target === vscode.ConfigurationTarget.Workspace ? inspected?.workspaceValue : inspected?.globalValue) ?? {};
+  await config.update("models", { ...current, [language]: checkpoint }, target);
 }
 
 async function showModelInfo(deps: Deps): Promise<void> {

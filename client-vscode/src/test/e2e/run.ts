@@ -24,6 +24,7 @@
  *   CHARCODE_E2E_MODEL       a python.safetensors to use instead of training one
  *   CHROMIUM                 the browser (default /usr/bin/chromium)
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import type { Page } from "playwright-core";
@@ -35,6 +36,7 @@ import {
   ghostText,
   languageStatusText,
   openFile,
+  pickRow,
   runCommand,
   settled,
   suggestions,
@@ -83,7 +85,35 @@ async function fixtureModel(python: string): Promise<string> {
   if (process.env.CHARCODE_E2E_MODEL) {
     return process.env.CHARCODE_E2E_MODEL;
   }
-  const model = path.join(E2E_DIR, "model", "python.safetensors");
+  const args = [
+    "-m",
+    "charcode.training",
+    "train",
+    "--language",
+    "python",
+    "--repo",
+    path.join(FIXTURE, "corpus"),
+    // 1x128 learns the corpus's shape in a few hundred steps (about 40 s of CPU)
+    "--layers",
+    "1",
+    "--hidden",
+    "128",
+    "--steps",
+    process.env.CHARCODE_E2E_TRAIN_STEPS ?? "300",
+    "--eval-every",
+    "300",
+    "--val-chars",
+    "4096",
+    "--seed",
+    "1",
+  ];
+  // cached per training arguments and corpus content
+  const hash = createHash("sha256").update(JSON.stringify(args));
+  const corpus = path.join(FIXTURE, "corpus");
+  for (const name of fs.readdirSync(corpus).sort()) {
+    hash.update(name).update(fs.readFileSync(path.join(corpus, name)));
+  }
+  const model = path.join(E2E_DIR, "model", hash.digest("hex").slice(0, 12), "python.safetensors");
   if (fs.existsSync(model)) {
     return model;
   }
@@ -91,25 +121,7 @@ async function fixtureModel(python: string): Promise<string> {
   const started = Date.now();
   const { code, output } = await execFileText(
     python,
-    [
-      "-m",
-      "charcode.training",
-      "train",
-      "--language",
-      "python",
-      "--repo",
-      path.join(FIXTURE, "corpus"),
-      "--size",
-      "tiny",
-      "--steps",
-      process.env.CHARCODE_E2E_TRAIN_STEPS ?? "300",
-      "--seed",
-      "1",
-      "--cache-dir",
-      path.join(E2E_DIR, "model", "cache"),
-      "--output",
-      model,
-    ],
+    [...args, "--cache-dir", path.join(path.dirname(model), "cache"), "--output", model],
     { timeoutMs: 600_000, env: { ...process.env, TQDM_DISABLE: "1" } },
   );
   if (code !== 0 || !fs.existsSync(model)) {
@@ -217,6 +229,8 @@ async function noCharcodeError(page: Page): Promise<void> {
 async function main(): Promise<number> {
   fs.rmSync(ARTIFACTS, { recursive: true, force: true });
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // a run folder holds a whole Python environment with torch: keep only the newest
+  fs.rmSync(path.join(E2E_DIR, "runs"), { recursive: true, force: true });
   const runDir = path.join(E2E_DIR, "runs", new Date().toISOString().replace(/[:.]/g, "-"));
   fs.mkdirSync(runDir, { recursive: true });
   const python = process.env.CHARCODE_PYTHON ?? defaultPython();
@@ -239,6 +253,8 @@ async function main(): Promise<number> {
   try {
     await run.step("prepare the workspace, the model and code-server", async () => {
       fs.cpSync(path.join(FIXTURE, "workspace"), workspace, { recursive: true });
+      // more Python to train on in Train on Workspace
+      fs.cpSync(path.join(FIXTURE, "corpus"), path.join(workspace, "helpers"), { recursive: true });
       const model = await fixtureModel(python);
       fs.mkdirSync(path.join(workspace, ".charcode", "models"), { recursive: true });
       fs.copyFileSync(model, path.join(workspace, ".charcode", "models", "python.safetensors"));
@@ -263,8 +279,11 @@ async function main(): Promise<number> {
         "editor.suggestOnTriggerCharacters": false,
         "editor.inlineSuggest.enabled": true,
         "editor.minimap.enabled": false,
+        // every step types at the top level, whatever the line before ended with
+        "editor.autoIndent": "none",
         "chat.commandCenter.enabled": false,
         "charcode.torchRequirement": torch,
+        "charcode.trainMinutes": 0.2,
         ...(mode === "python" ? { "charcode.pythonPath": python } : {}),
       });
       const vsix = process.env.CHARCODE_E2E_VSIX ?? newestVsix();
@@ -436,7 +455,7 @@ async function main(): Promise<number> {
       await page.keyboard.press("Enter");
       await page.keyboard.press("Enter");
       const saved = await saveAndRead(page, example);
-      const defsBefore = (saved.match(/^def /gm) ?? []).length;
+      const defsBefore = (saved.match(/^\s*def /gm) ?? []).length;
       await runCommand(page, "charcode: Hallucinate Function");
       await waitFor(
         "the hallucinated function in the editor",
@@ -444,7 +463,7 @@ async function main(): Promise<number> {
           await noCharcodeError(page);
           const progress = await toastWith(page, /hallucinating a function/).isVisible();
           const text = (await editorLines(page)).join("\n");
-          return !progress && (text.match(/^def /gm) ?? []).length > defsBefore;
+          return !progress && (text.match(/^\s*def /gm) ?? []).length > defsBefore;
         },
         120_000,
         500,
@@ -453,12 +472,67 @@ async function main(): Promise<number> {
       const after = await saveAndRead(page, example);
       const added = after.slice(saved.trimEnd().length);
       log(`  hallucinated:\n${added.replace(/^/gm, "    | ")}`);
-      if ((after.match(/^def /gm) ?? []).length <= defsBefore) {
+      if ((after.match(/^\s*def /gm) ?? []).length <= defsBefore) {
         throw new Error("the saved file has no new function");
       }
       if (typed && !after.includes(typed)) {
         throw new Error(`the accepted ghost text ${JSON.stringify(typed)} is not in the saved file`);
       }
+    });
+
+    await run.step("Train on Workspace shows progress and the new model is used", async () => {
+      const page = browser?.page;
+      if (!page) {
+        throw new Error("no page");
+      }
+      await page.keyboard.press("Escape");
+      await runCommand(page, "charcode: Train on Workspace");
+      await pickRow(page, /^python/);
+      // the workspace folder is preselected: accept the multi-select pick
+      await waitFor("the folder pick", () => page.locator(".quick-input-widget .monaco-list-row", { hasText: "workspace" }).isVisible(), 10_000);
+      await page.keyboard.press("Enter");
+      const progress = toastWith(page, /training a python model/);
+      const shown = await waitFor(
+        "training progress with a percentage and chars/s",
+        async () => {
+          await noCharcodeError(page);
+          const text = (await progress.innerText().catch(() => "")).replace(/\s+/g, " ");
+          return /\d+%/.test(text) && /chars\/s/.test(text) ? text : undefined;
+        },
+        180_000,
+        250,
+      );
+      log(`  ${shown}`);
+      await run.screenshot("training-progress");
+      const outcome = await waitFor(
+        "training to finish",
+        async () => {
+          await noCharcodeError(page);
+          if (await toastWith(page, /takes precedence/).locator(".monaco-button", { hasText: "Use New Model" }).isVisible()) {
+            return "precedence";
+          }
+          return (await toastWith(page, /the new python model is in use/).isVisible()) ? "in use" : undefined;
+        },
+        300_000,
+        500,
+      );
+      await run.screenshot("training-done");
+      if (outcome === "precedence") {
+        // the fixture workspace's own model outranks the trained one: switch to it
+        await toastWith(page, /takes precedence/).locator(".monaco-button", { hasText: "Use New Model" }).click();
+      }
+      await focusEditor(page);
+      const status = await waitFor(
+        "the trained model in the language status",
+        async () => {
+          const text = await languageStatusText(page).catch(() => "");
+          return /bits\/char/.test(text) && !/workspace/.test(text) ? text : undefined;
+        },
+        60_000,
+        1000,
+      );
+      log(`  status: ${status.replace(/\s+/g, " ")}`);
+      await run.screenshot("trained-model-status");
     });
 
     await run.step("no browser request left 127.0.0.1", () => {
@@ -492,6 +566,11 @@ async function main(): Promise<number> {
   console.log("");
   for (const s of run.steps) {
     console.log(`${s.status.toUpperCase().padEnd(7)} ${s.seconds.toFixed(1).padStart(6)} s  ${s.name}${s.error ? `\n          ${s.error}` : ""}`);
+  }
+  if (!failed && !process.env.CHARCODE_E2E_KEEP) {
+    fs.rmSync(runDir, { recursive: true, force: true });
+  } else {
+    console.log(`run folder kept: ${runDir}`);
   }
   console.log(`e2e: ${passed} passed, ${failed} failed`);
   return failed ? 1 : 0;

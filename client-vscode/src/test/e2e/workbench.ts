@@ -24,6 +24,13 @@ async function pickInQuickInput(page: Page, opener: () => Promise<void>, text: s
   await waitFor("the quick input to close", async () => !(await input.isVisible()), 10_000);
 }
 
+/** Clicks the row of the open quick pick whose text matches. */
+export async function pickRow(page: Page, text: RegExp): Promise<void> {
+  const row = page.locator(`${quickInput} .monaco-list-row`).filter({ hasText: text }).first();
+  await waitFor(`a quick pick row matching ${text}`, () => row.isVisible(), 20_000);
+  await row.click();
+}
+
 /** Runs a command by its title through the command palette (F1). */
 export async function runCommand(page: Page, title: string): Promise<void> {
   const escaped = title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
