@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 STDLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 DEMO_MINUTES ?= 5
 
-.PHONY: setup demo test lint pytest e2e clean
+.PHONY: setup demo test lint pytest e2e clean tools
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,12 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-pytest: setup
+# luac (Lua syntax checks in evaluation tests) from Debian, when we may install it.
+tools:
+	@command -v luac5.4 >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null) || echo "note: lua5.4 not installed; Lua checks are skipped"; }
+
+pytest: setup tools
 	$(VENV)/bin/pytest -q; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$code
 
 e2e: setup

@@ -190,6 +190,10 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     m.set_defaults(func=cmd_models)
 
+    from .recipes import add_corpus_subcommand
+
+    add_corpus_subcommand(sub)
+
 
 EVAL_TASKS = ["bits", "keystrokes", "hallucinate"]
 
