@@ -232,5 +232,10 @@ class ModelManager:
     def languages_with_checkpoints(self) -> list[str]:
         """Languages that have a checkpoint in a search folder or in the settings."""
         where = self.where
-        found = {e.language for e in list_models(where.workspace, where.models_dir)}
+        # The trainer's "<language>.last.safetensors" files hold no language of their own.
+        found = {
+            e.language
+            for e in list_models(where.workspace, where.models_dir)
+            if "." not in e.language
+        }
         return sorted(found | set(where.settings.models))
