@@ -5,14 +5,16 @@ in server/README-lsp.md, bench/lsp_latency.py for the end-to-end view):
 
 - Reading text in bulk (prefill) is fastest through ``nn.LSTM`` with oneDNN
   enabled: it projects all inputs at once and runs the recurrence in C++.
-- A step at batch 1 to 5 is fastest as a hand-written cell in NumPy: for a
-  2x256 model one step (both layers and the head) takes about 0.2 ms, against
-  0.3 ms for the same cell in torch ops (``addmm`` and friends, oneDNN off) and
-  0.6 ms or more for ``nn.LSTM`` (which pays a oneDNN primitive setup per call).
-  At this size the per-operation overhead, not the arithmetic, is the cost, and
-  NumPy's is a few times smaller than torch's. Layer 0's input projection is a
-  row lookup in a table (embedding @ W_ih + biases) and the gates are
-  reordered to (i, f, o, g) so one tanh-based sigmoid covers three of them.
+- A step at batch 1 is fastest as a hand-written cell in NumPy: for a 2x256
+  model one step (both layers and the head) takes about 0.2 ms, against 0.3 ms
+  for the same cell in torch ops (``addmm`` and friends) and 0.6 ms or more for
+  ``nn.LSTM`` (which pays a oneDNN primitive setup per call). At this size the
+  per-operation overhead, not the arithmetic, is the cost, and NumPy's is
+  smaller than torch's. At batch 5 (the completion beam) the torch cell wins
+  (0.5 ms against 1.2: OpenBLAS is slow for matrices of a few rows), so steps
+  of more than one row run in torch. Layer 0's input projection is a row
+  lookup in a table (embedding @ W_ih + biases) and the gates are reordered to
+  (i, f, o, g) so one sigmoid covers three of them.
 - bf16 reading was not faster on this CPU (no AMX / AVX512-BF16), so
   everything runs in fp32, and the fast paths agree with ``CharLSTM.forward``
   to float rounding (tests/server/test_runtime.py: log-probabilities within 1e-4).
@@ -104,7 +106,7 @@ class Runtime:
     @torch.inference_mode()
     def step(self, symbols: Sequence[int], state: State) -> tuple[np.ndarray, State]:
         """Read one symbol per batch row: logits (batch, vocab) after it, and the new state."""
-        if self._cell is not None:
+        if self._cell is not None and len(symbols) == 1:
             return self._cell.step(symbols, state)
         return self._torch_step(symbols, state)
 
