@@ -5,7 +5,10 @@ and 10,000 lines, and types a function into the middle of each, one character
 at a time: after every keystroke a didChange, then textDocument/inlineCompletion
 (and textDocument/completion after identifier characters), each awaited before
 the next. Prints p50/p95/p99 per file size, the first request after opening
-(which reads up to the engine's horizon), and the 10,000/100-line ratio.
+(which reads up to the engine's horizon), and the 10,000/100-line ratio. It also
+prints the inference thread's CPU time per inline request (from the server's
+debug counters), which, unlike the latency, does not grow when other processes
+compete for the cores.
 
 By default the model is a random-initialised small (2x256) one: latency does not
 depend on training, and a random model rarely predicts a line end, so ghost text
@@ -157,11 +160,18 @@ async def type_into(client: LanguageClient, lines: int, index: int, completion: 
     return {"inline": inline_ms, "completion": completion_ms, "first": first_ms, "lengths": lengths}
 
 
+async def timings(client: LanguageClient) -> dict:
+    """Server-side wall and CPU time of the inference jobs since the last call."""
+    return await client.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="charcode.debugTimings")
+    )
+
+
 async def run(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="charcode-bench-"))
     model = Path(args.model) if args.model else random_model(tmp / "python.safetensors", args.size)
     (tmp / "user").mkdir()
-    env = {**os.environ, "CHARCODE_MODELS_DIR": str(tmp / "user")}
+    env = {**os.environ, "CHARCODE_MODELS_DIR": str(tmp / "user"), "CHARCODE_DEBUG": "1"}
     client = LanguageClient("charcode-bench", "1")
     await client.start_io(sys.executable, "-m", "charcode.server", env=env)
     await client.initialize_async(
@@ -185,9 +195,11 @@ async def run(args) -> int:
         f"{len(FUNCTION)} keystrokes per function, {args.repeat} per file size, load average {os.getloadavg()[0]:.1f}"
     )
     await type_into(client, 100, -1, False)  # warm up: imports, allocator, caches
+    await timings(client)
     # Sizes take turns, so that a change in machine load affects them alike.
     results = {
-        lines: {"inline": [], "completion": [], "first": [], "lengths": []} for lines in args.sizes
+        lines: {"inline": [], "completion": [], "first": [], "lengths": [], "cpu": []}
+        for lines in args.sizes
     }
     for rep in range(args.repeat):
         for lines in args.sizes:
@@ -195,7 +207,12 @@ async def run(args) -> int:
             for k in ("inline", "completion", "lengths"):
                 results[lines][k] += r[k]
             results[lines]["first"].append(r["first"])
-    header = f"{'lines':>7} | {'inline p50':>10} {'p95':>7} {'p99':>7} | {'completion p50':>14} {'p95':>7} {'p99':>7} | {'first':>7} | ghost text"
+            cpu = (await timings(client)).get("inline", {}).get("cpu_ms", [])
+            results[lines]["cpu"] += cpu[1:]  # not the first request (it reads the horizon)
+    header = (
+        f"{'lines':>7} | {'inline p50':>10} {'p95':>7} {'p99':>7} | {'completion p50':>14} {'p95':>7} {'p99':>7}"
+        f" | {'first':>7} | {'inline CPU p50':>14} {'p95':>7} | ghost text"
+    )
     print(header)
     print("-" * len(header))
     for lines, s in results.items():
@@ -203,7 +220,8 @@ async def run(args) -> int:
         print(
             f"{lines:>7} | {pct(s['inline'], 50):>8.1f}ms {pct(s['inline'], 95):>5.1f}ms {pct(s['inline'], 99):>5.1f}ms"
             f" | {pct(comp, 50):>12.1f}ms {pct(comp, 95):>5.1f}ms {pct(comp, 99):>5.1f}ms"
-            f" | {statistics.median(s['first']):>5.0f}ms | {statistics.mean(s['lengths']):.0f} chars avg"
+            f" | {statistics.median(s['first']):>5.0f}ms | {pct(s['cpu'], 50):>12.1f}ms {pct(s['cpu'], 95):>5.1f}ms"
+            f" | {statistics.mean(s['lengths']):.0f} chars avg"
         )
     lo, hi = min(results), max(results)
     for kind in ("inline", "completion"):

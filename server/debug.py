@@ -4,7 +4,8 @@ debugStats reports the inference counters (jobs computed, skipped as stale,
 cancelled), the snapshot cache (documents, snapshots, bytes, cap), open
 documents, loaded models and the process's resident memory. debugHold keeps
 the inference thread busy for ``ms`` milliseconds; tests use it to queue work
-deterministically. debugDocument returns the server's copy of a document's text.
+deterministically. debugDocument returns the server's copy of a document's text;
+debugTimings the wall and CPU time of recent inference jobs (bench/lsp_latency.py).
 """
 
 from __future__ import annotations
@@ -52,6 +53,17 @@ def debug_document(ls, *args) -> dict:
     )
 
 
+def debug_timings(ls, *args) -> dict:
+    """Wall and CPU milliseconds of the inference jobs since the last call, by kind."""
+    out: dict[str, dict[str, list[float]]] = {}
+    while ls.runner.timings:
+        kind, wall, cpu = ls.runner.timings.popleft()
+        entry = out.setdefault(kind, {"wall_ms": [], "cpu_ms": []})
+        entry["wall_ms"].append(round(wall * 1000, 3))
+        entry["cpu_ms"].append(round(cpu * 1000, 3))
+    return out
+
+
 def _sleep(seconds: float, *, should_stop) -> bool:
     end = time.monotonic() + seconds
     while time.monotonic() < end and not should_stop():
@@ -64,3 +76,4 @@ def setup(server) -> None:
     if server.debug:
         server.command("charcode.debugHold")(debug_hold)
         server.command("charcode.debugDocument")(debug_document)
+        server.command("charcode.debugTimings")(debug_timings)

@@ -13,7 +13,9 @@ burst of keystrokes computes only what is still current.
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
+import time
 from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,9 +31,10 @@ class RunnerStats:
 
 
 class Ticket:
-    def __init__(self, stale: Callable[[], bool] | None):
+    def __init__(self, stale: Callable[[], bool] | None, kind: str):
         self.cancel = threading.Event()
         self._stale = stale
+        self.kind = kind
 
     def should_stop(self) -> bool:
         return self.cancel.is_set() or (self._stale is not None and self._stale())
@@ -44,6 +47,8 @@ class Runner:
         )
         self._latest: dict[Hashable, Ticket] = {}
         self.stats = RunnerStats()
+        # (kind, wall seconds, inference-thread CPU seconds) of recent jobs, for benchmarks
+        self.timings: collections.deque[tuple[str, float, float]] = collections.deque(maxlen=20_000)
 
     async def run(
         self,
@@ -54,7 +59,7 @@ class Runner:
         count: bool = True,
     ) -> Any:
         """fn's result, or None if the job was skipped or stopped. Raises CancelledError if cancelled."""
-        ticket = Ticket(stale)
+        ticket = Ticket(stale, str(key[-1]) if isinstance(key, tuple) else str(key))
         if key is not None:
             old = self._latest.get(key)
             if old is not None:
@@ -77,9 +82,12 @@ class Runner:
             return None
         if count:
             self.stats.computed += 1
+        wall, cpu = time.perf_counter(), time.thread_time()
         result = fn(*args, should_stop=ticket.should_stop)
-        if count and result is None and ticket.should_stop():
-            self.stats.stopped += 1
+        if count:
+            self.timings.append((ticket.kind, time.perf_counter() - wall, time.thread_time() - cpu))
+            if result is None and ticket.should_stop():
+                self.stats.stopped += 1
         return result
 
     def shutdown(self) -> None:

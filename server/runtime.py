@@ -69,8 +69,11 @@ class Runtime:
             ]
             # Layer 0 reads a symbol: its input projection is one row of this table.
             self.table0 = (self.model.embed.weight @ w[0][0].T + w[0][2]).contiguous()
-            self.w_hh_t = [wh.T.contiguous() for _, wh, _ in w]
-            self.w_ih_t = [wi.T.contiguous() for wi, _, _ in w]
+            self.w_hh0_t = w[0][1].T.contiguous()
+            # Layers above read [x, h]: one product with the stacked weights.
+            self.w_cat_t = [None] + [
+                torch.cat([wi, wh], dim=1).T.contiguous() for wi, wh, _ in w[1:]
+            ]
             self.bias = [b.contiguous() for _, _, b in w]
             self.head_w_t = self.model.head.weight.T.contiguous()
             self.head_b = self.model.head.bias.detach().clone()
@@ -118,9 +121,9 @@ class Runtime:
         x = None
         for k in range(self.layers):
             if k == 0:
-                gates = torch.addmm(self.table0.index_select(0, sym), h0[0], self.w_hh_t[0])
+                gates = torch.addmm(self.table0.index_select(0, sym), h0[0], self.w_hh0_t)
             else:
-                gates = torch.addmm(self.bias[k], x, self.w_ih_t[k]).addmm_(h0[k], self.w_hh_t[k])
+                gates = torch.addmm(self.bias[k], torch.cat([x, h0[k]], dim=1), self.w_cat_t[k])
             sig = gates[:, : 3 * H].sigmoid()
             c = torch.addcmul(sig[:, H : 2 * H] * c0[k], sig[:, :H], gates[:, 3 * H :].tanh())
             x = sig[:, 2 * H :] * c.tanh()
@@ -141,8 +144,8 @@ class _NumpyCell:
     def __init__(self, rt: Runtime):
         self.H, self.L = rt.hidden, rt.layers
         self.table0 = rt.table0.numpy()
-        self.w_hh = [w.numpy() for w in rt.w_hh_t]
-        self.w_ih = [w.numpy() for w in rt.w_ih_t]
+        self.w_hh0 = rt.w_hh0_t.numpy()
+        self.w_cat = [None] + [w.numpy() for w in rt.w_cat_t[1:]]
         self.bias = [b.numpy() for b in rt.bias]
         self.head_w = rt.head_w_t.numpy()
         self.head_b = rt.head_b.numpy()
@@ -167,10 +170,9 @@ class _NumpyCell:
         x = None
         for k in range(self.L):
             if k == 0:
-                g = self.table0[symbols] + h0[0] @ self.w_hh[0]
+                g = self.table0[symbols] + h0[0] @ self.w_hh0
             else:
-                g = x @ self.w_ih[k]
-                g += h0[k] @ self.w_hh[k]
+                g = np.concatenate([x, h0[k]], axis=1) @ self.w_cat[k]
                 g += self.bias[k]
             s = g[:, : 3 * H]
             s *= 0.5
