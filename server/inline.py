@@ -91,7 +91,7 @@ def _typed_along(ls, last: LastGhost, cursor: Cursor, rt) -> bool:
     return (
         last.uri == cursor.uri
         and last.path.runtime is rt
-        and 0 < k <= len(last.path.syms)
+        and 0 <= k <= len(last.path.syms)
         and cursor.data[last.offset : cursor.offset] == bytes(last.path.syms[:k])
         and ls.engine.holds(cursor.uri, cursor.version, last.offset, rt)
     )

@@ -79,3 +79,19 @@ def test_torch_step_path_matches_numpy(model):
     b, sb = rt._torch_step([66], state)
     assert abs(a - b).max() < 1e-5
     assert (sa[0] - sb[0]).abs().max().item() < 1e-5
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_paths_match_forward():
+    model = tiny_model(seed=2, size="small")
+    ref = reference_logprobs(model, TEXT)
+    rt = Runtime(tiny_model(seed=2, size="small"), device="cuda")
+    state = rt.read(rt.start, TEXT[:200])
+    got = torch.log_softmax(torch.from_numpy(rt.logits(state)[0]), dim=-1)
+    assert (got - ref[200]).abs().max().item() < 1e-3
+    logits, state = rt.step([TEXT[200]], state)
+    got = torch.log_softmax(torch.from_numpy(logits[0]), dim=-1)
+    assert (got - ref[201]).abs().max().item() < 1e-3
+    logits, _ = rt.step([65, 66], rt.select(state, [0, 0]))
+    assert logits.shape == (2, 257)
