@@ -41,6 +41,35 @@ State = tuple[torch.Tensor, torch.Tensor]
 STEP_READ_MAX = 8
 
 
+def single_threaded_blas() -> bool:
+    """Make NumPy's OpenBLAS use one thread, even when NumPy is already loaded.
+
+    Its worker threads spin-wait between the small products of a step: with the
+    default thread count a 2x256 step costs ten times the CPU and twice the time.
+    ``OPENBLAS_NUM_THREADS=1`` only works before NumPy loads (``charcode serve``
+    imports it earlier), so this calls OpenBLAS's own setter. True if it found one.
+    """
+    import ctypes
+    from pathlib import Path
+
+    base = Path(np.__file__).parent
+    for lib in [*base.parent.glob("numpy.libs/*openblas*"), *base.glob(".dylibs/*openblas*")]:
+        try:
+            handle = ctypes.CDLL(str(lib))
+        except OSError:
+            continue
+        for name in (
+            "scipy_openblas_set_num_threads64_",
+            "openblas_set_num_threads64_",
+            "openblas_set_num_threads",
+        ):
+            setter = getattr(handle, name, None)
+            if setter is not None:
+                setter(ctypes.c_int(1))
+                return True
+    return False
+
+
 def _reorder_gates(w: torch.Tensor, hidden: int) -> torch.Tensor:
     """PyTorch's gate order (i, f, g, o) -> (i, f, o, g) along dim 0."""
     i, f, g, o = w.split(hidden, dim=0)

@@ -19,6 +19,7 @@ from .engine import DEFAULT_CAP_BYTES, Engine
 from .models import ModelManager, Where
 from .protocol import CharcodeProtocol
 from .runner import Runner
+from .runtime import single_threaded_blas
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def _init_inference_thread() -> None:
     # One intra-op thread: batch-1 steps gain nothing from more, and the message
     # loop and the other processes on a small machine need the other cores.
     torch.set_num_threads(int(os.environ.get("CHARCODE_THREADS", "1")))
+    single_threaded_blas()
 
 
 class CharcodeServer(LanguageServer):
