@@ -8,11 +8,13 @@ trained tiny one.
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 import torch
 from lsp_helpers import TRAIN_TEXT, tiny_model
 
-from charcode.server.runtime import Runtime
+from charcode.server.runtime import Runtime, single_threaded_blas
 from charcode.training.symbols import BOUNDARY
 
 TOLERANCE = 1e-4
@@ -95,3 +97,10 @@ def test_cuda_paths_match_forward():
     assert (got - ref[201]).abs().max().item() < 1e-3
     logits, _ = rt.step([65, 66], rt.select(state, [0, 0]))
     assert logits.shape == (2, 257)
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="NumPy's Linux wheels bundle OpenBLAS"
+)
+def test_numpy_blas_is_made_single_threaded():
+    assert single_threaded_blas()
