@@ -66,6 +66,7 @@ code_server="$(bash scripts/install-code-server.sh)"
 echo "$code_server"
 
 step "end-to-end test (${CHARCODE_E2E_MODE:-install} mode)"
-CHARCODE_PYTHON="$python" CHARCODE_E2E_CODE_SERVER="$code_server" npm run --silent test:e2e
+# compiled by the unit-test step (tsconfig.test.json)
+CHARCODE_PYTHON="$python" CHARCODE_E2E_CODE_SERVER="$code_server" node out/src/test/e2e/run.js
 
 step "done: all client-vscode checks passed in $((SECONDS - started)) s"

@@ -26,11 +26,13 @@
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { Page } from "playwright-core";
 
 import { CodeServer, execFileText, log, openBrowser, type BrowserSession, waitFor } from "./harness";
 import {
+  clearNotifications,
   editorLines,
   focusEditor,
   ghostText,
@@ -160,7 +162,11 @@ function serverEnv(runDir: string, extraPath?: string): NodeJS.ProcessEnv {
   env.XDG_CONFIG_HOME = path.join(runDir, "xdg", "config");
   env.XDG_DATA_HOME = path.join(runDir, "xdg", "data");
   env.XDG_CACHE_HOME = path.join(runDir, "xdg", "cache");
-  env.PIP_CACHE_DIR = path.join(E2E_DIR, "pip-cache");
+  // pip's downloads are kept next to the code-server install, across clones and runs
+  env.PIP_CACHE_DIR = path.join(
+    process.env.CHARCODE_E2E_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "charcode-vscode-e2e"),
+    "pip",
+  );
   env.CHARCODE_MODELS_DIR = path.join(runDir, "empty-models");
   env.PIP_NO_INPUT = "1";
   return env;
@@ -284,6 +290,8 @@ async function main(): Promise<number> {
         "chat.commandCenter.enabled": false,
         "charcode.torchRequirement": torch,
         "charcode.trainMinutes": 0.2,
+        // a calmer sample from the tiny fixture model
+        "charcode.temperature": 0.3,
         ...(mode === "python" ? { "charcode.pythonPath": python } : {}),
       });
       const vsix = process.env.CHARCODE_E2E_VSIX ?? newestVsix();
@@ -361,6 +369,8 @@ async function main(): Promise<number> {
       if (!page) {
         throw new Error("no page");
       }
+      await noCharcodeError(page);
+      await clearNotifications(page);
       const text = await waitFor(
         "the model in the language status",
         async () => {
@@ -521,6 +531,7 @@ async function main(): Promise<number> {
         // the fixture workspace's own model outranks the trained one: switch to it
         await toastWith(page, /takes precedence/).locator(".monaco-button", { hasText: "Use New Model" }).click();
       }
+      await clearNotifications(page);
       await focusEditor(page);
       const status = await waitFor(
         "the trained model in the language status",
@@ -533,6 +544,31 @@ async function main(): Promise<number> {
       );
       log(`  status: ${status.replace(/\s+/g, " ")}`);
       await run.screenshot("trained-model-status");
+    });
+
+    await run.step("Show Model Info, Toggle Completions, Restart Server and Open Logs", async () => {
+      const page = browser?.page;
+      if (!page) {
+        throw new Error("no page");
+      }
+      const statusMatches = (re: RegExp, what: string) =>
+        waitFor(what, async () => re.test(await languageStatusText(page).catch(() => "")), 60_000, 500);
+      await runCommand(page, "charcode: Show Model Info");
+      const row = page.locator(".quick-input-widget .monaco-list-row", { hasText: /python: Python/ });
+      await waitFor("the model in Show Model Info", () => row.isVisible(), 20_000);
+      await run.screenshot("model-info");
+      await page.keyboard.press("Escape");
+      await runCommand(page, "charcode: Toggle Completions");
+      await statusMatches(/charcode: off/, "the status item to say off");
+      await run.screenshot("completions-off");
+      await runCommand(page, "charcode: Toggle Completions");
+      await statusMatches(/bits\/char/, "the status item to show the model again");
+      await runCommand(page, "charcode: Restart Server");
+      await statusMatches(/bits\/char/, "the model after a restart");
+      await runCommand(page, "charcode: Open Logs");
+      const logs = page.locator(".part.panel", { hasText: "charcode language server running" });
+      await waitFor("the charcode log in the panel", () => logs.isVisible(), 20_000);
+      await run.screenshot("logs");
     });
 
     await run.step("no browser request left 127.0.0.1", () => {

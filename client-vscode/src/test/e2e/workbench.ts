@@ -62,14 +62,15 @@ export async function toasts(page: Page): Promise<Toast[]> {
   return result;
 }
 
-/** Waits until a notification has finished fading in (for a clean screenshot). */
-export async function settled(locator: Locator): Promise<void> {
+/** Waits (best effort) until a notification has finished fading in, for a clean screenshot. */
+export async function settled(toast: Locator): Promise<void> {
+  const container = toast.locator("xpath=..");
   await waitFor(
     "the notification animation",
-    async () => String(await locator.evaluate("(e) => getComputedStyle(e.closest('.notification-toast-container') ?? e).opacity")) === "1",
+    async () => /notification-fade-in-done/.test((await container.getAttribute("class")) ?? ""),
     5_000,
     100,
-  );
+  ).catch(() => undefined);
 }
 
 export function toastWith(page: Page, text: RegExp): Locator {
@@ -107,13 +108,18 @@ export async function suggestions(page: Page): Promise<string[]> {
 export async function languageStatusText(page: Page): Promise<string> {
   const entry = page.locator('[id="status.languageStatus"]');
   await waitFor("the language status entry", () => entry.isVisible(), 30_000);
-  const hover = page.locator(".monaco-hover, .workbench-hover").filter({ hasText: /charcode/ });
-  if (!(await hover.isVisible().catch(() => false))) {
-    await page.mouse.move(0, 0);
-    await entry.hover();
-    await waitFor("the language status hover", () => hover.isVisible(), 10_000);
-  }
-  return (await hover.innerText()).replace(/\u00a0/g, " ");
+  // hover afresh each time: another hover (a notification's tooltip) may be showing
+  await page.mouse.move(0, 0);
+  await entry.hover();
+  const hover = page.locator(".monaco-hover, .workbench-hover").filter({ hasText: /charcode: / }).filter({ hasNotText: /Python environment is ready/ });
+  await waitFor("the language status hover", () => hover.first().isVisible(), 10_000);
+  return (await hover.first().innerText()).replace(/\u00a0/g, " ");
+}
+
+/** Dismisses every notification (they cover the status bar hovers). */
+export async function clearNotifications(page: Page): Promise<void> {
+  await runCommand(page, "Notifications: Clear All Notifications");
+  await waitFor("the notifications to close", async () => (await toasts(page)).length === 0, 10_000);
 }
 
 /** Closes hovers and widgets, and puts the focus back into the editor. */

@@ -36,6 +36,22 @@ describe("settings", () => {
     assert.deepEqual(read, declared);
   });
 
+  test("no setting is machine-scoped; untrusted workspaces cannot choose what runs", () => {
+    // machine scopes are read from the remote machine's settings in remote windows
+    // (code-server, SSH): user values got lost after the first settings write
+    const properties = manifest.contributes.configuration.properties as Record<string, { scope: string }>;
+    for (const [key, schema] of Object.entries(properties)) {
+      assert.equal(schema.scope, "window", key);
+    }
+    assert.deepEqual(manifest.capabilities.untrustedWorkspaces.restrictedConfigurations.sort(), [
+      "charcode.modelsDir",
+      "charcode.models",
+      "charcode.pipExtraArgs",
+      "charcode.pythonPath",
+      "charcode.torchRequirement",
+    ].sort());
+  });
+
   test("defaults come from package.json", () => {
     const { settings, problems } = readSettings(config(), vars);
     assert.deepEqual(problems, []);
