@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 STDLIB := $(shell python3 -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')
 DEMO_MINUTES ?= 5
 
-.PHONY: setup demo test lint pytest e2e clean tools
+.PHONY: setup demo train-demo test lint pytest e2e clean tools
 
 setup: $(VENV)/.installed
 
@@ -21,6 +21,15 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: setup
+	@echo "== a Python function from the bundled model"
+	$(VENV)/bin/charcode hallucinate --language python --seed 3
+	@echo "== a C function from the bundled model"
+	$(VENV)/bin/charcode hallucinate --language c --seed 3
+	@echo "== the models charcode finds"
+	$(VENV)/bin/charcode models
+
+# Train your own: a small Python model on the installed standard library, then use it.
+train-demo: setup
 	$(VENV)/bin/charcode train --language python --repo $(STDLIB) --size small --minutes $(DEMO_MINUTES) --output runs/python.safetensors
 	$(VENV)/bin/charcode hallucinate --model runs/python.safetensors --count 2 --seed 1
 
