@@ -4,7 +4,7 @@ Starts ``python -m charcode.server`` over stdio, opens Python files of 100, 1,00
 and 10,000 lines, and types a function into the middle of each, one character
 at a time: after every keystroke a didChange, then textDocument/inlineCompletion
 (and textDocument/completion after identifier characters), each awaited before
-the next. Prints p50/p95/p99 per file size, the first request after opening
+the next; the files take turns keystroke by keystroke. Prints p50/p95/p99 per file size, the first request after opening
 (which reads up to the engine's horizon), and the 10,000/100-line ratio. It also
 prints the inference thread's CPU time per inline request (from the server's
 debug counters), which, unlike the latency, does not grow when other processes
@@ -87,57 +87,52 @@ def pct(values: list[float], p: float) -> float:
     return values[k]
 
 
-async def type_into(client: LanguageClient, lines: int, index: int, completion: bool) -> dict:
-    uri = f"file:///bench/file_{lines}_{index}.py"
-    text = python_file(lines)
-    client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=uri, language_id="python", version=1, text=text
-            )
+class Typist:
+    """Types FUNCTION into the middle of one open file, a keystroke at a time."""
+
+    def __init__(self, client: LanguageClient, lines: int, index: int, completion: bool):
+        self.client, self.lines, self.completion = client, lines, completion
+        self.doc = types.TextDocumentIdentifier(uri=f"file:///bench/file_{lines}_{index}.py")
+        self.line, self.col, self.version = lines // 2, 0, 1
+        self.inline, self.completions, self.cpu, self.lengths = [], [], [], []
+        self.first: float | None = None
+
+    def open(self) -> None:
+        item = types.TextDocumentItem(
+            uri=self.doc.uri, language_id="python", version=1, text=python_file(self.lines)
         )
-    )
-    line, col = lines // 2, 0  # type on an empty line in the middle of the file
-    client.text_document_did_change(
-        types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[
-                types.TextDocumentContentChangePartial(
-                    range=types.Range(
-                        start=types.Position(line=line, character=0),
-                        end=types.Position(line=line, character=0),
-                    ),
-                    text="\n",
-                )
-            ],
+        self.client.text_document_did_open(types.DidOpenTextDocumentParams(text_document=item))
+        self._insert("\n")  # an empty line in the middle of the file to type on
+
+    def close(self) -> None:
+        self.client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=self.doc)
         )
-    )
-    doc = types.TextDocumentIdentifier(uri=uri)
-    inline_ms, completion_ms, lengths = [], [], []
-    first_ms = None
-    version = 2
-    for ch in FUNCTION:
-        at = types.Position(line=line, character=col)
-        version += 1
-        client.text_document_did_change(
+
+    def _insert(self, text: str) -> None:
+        at = types.Position(line=self.line, character=self.col)
+        self.version += 1
+        self.client.text_document_did_change(
             types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                text_document=types.VersionedTextDocumentIdentifier(
+                    uri=self.doc.uri, version=self.version
+                ),
                 content_changes=[
                     types.TextDocumentContentChangePartial(
-                        range=types.Range(start=at, end=at), text=ch
+                        range=types.Range(start=at, end=at), text=text
                     )
                 ],
             )
         )
-        if ch == "\n":
-            line, col = line + 1, 0
-        else:
-            col += 1
-        cursor = types.Position(line=line, character=col)
+
+    async def keystroke(self, ch: str) -> None:
+        self._insert(ch)
+        self.line, self.col = (self.line + 1, 0) if ch == "\n" else (self.line, self.col + 1)
+        cursor = types.Position(line=self.line, character=self.col)
         t = time.perf_counter()
-        got = await client.text_document_inline_completion_async(
+        got = await self.client.text_document_inline_completion_async(
             types.InlineCompletionParams(
-                text_document=doc,
+                text_document=self.doc,
                 position=cursor,
                 context=types.InlineCompletionContext(
                     trigger_kind=types.InlineCompletionTriggerKind.Automatic
@@ -145,19 +140,19 @@ async def type_into(client: LanguageClient, lines: int, index: int, completion: 
             )
         )
         ms = (time.perf_counter() - t) * 1000
-        if first_ms is None:
-            first_ms = ms
+        cpu = (await timings(self.client)).get("inline", {}).get("cpu_ms", [])
+        if self.first is None:
+            self.first = ms  # reads up to the horizon: reported apart
         else:
-            inline_ms.append(ms)
-        lengths.append(len(got.items[0].insert_text) if got and got.items else 0)
-        if completion and (ch.isalnum() or ch == "_"):
+            self.inline.append(ms)
+            self.cpu += cpu
+        self.lengths.append(len(got.items[0].insert_text) if got and got.items else 0)
+        if self.completion and (ch.isalnum() or ch == "_"):
             t = time.perf_counter()
-            await client.text_document_completion_async(
-                types.CompletionParams(text_document=doc, position=cursor)
+            await self.client.text_document_completion_async(
+                types.CompletionParams(text_document=self.doc, position=cursor)
             )
-            completion_ms.append((time.perf_counter() - t) * 1000)
-    client.text_document_did_close(types.DidCloseTextDocumentParams(text_document=doc))
-    return {"inline": inline_ms, "completion": completion_ms, "first": first_ms, "lengths": lengths}
+            self.completions.append((time.perf_counter() - t) * 1000)
 
 
 async def timings(client: LanguageClient) -> dict:
@@ -194,21 +189,31 @@ async def run(args) -> int:
         f"model {py['layers']}x{py['hidden']} ({model}), inlineMaxLength {args.max_length}, "
         f"{len(FUNCTION)} keystrokes per function, {args.repeat} per file size, load average {os.getloadavg()[0]:.1f}"
     )
-    await type_into(client, 100, -1, False)  # warm up: imports, allocator, caches
-    await timings(client)
-    # Sizes take turns, so that a change in machine load affects them alike.
+    warm = Typist(client, 100, -1, False)  # warm up: imports, allocator, caches
+    warm.open()
+    for ch in FUNCTION[:60]:
+        await warm.keystroke(ch)
+    warm.close()
+    # The files take turns keystroke by keystroke, so changes in machine load hit them alike.
     results = {
         lines: {"inline": [], "completion": [], "first": [], "lengths": [], "cpu": []}
         for lines in args.sizes
     }
     for rep in range(args.repeat):
-        for lines in args.sizes:
-            r = await type_into(client, lines, rep, not args.no_completion)
-            for k in ("inline", "completion", "lengths"):
-                results[lines][k] += r[k]
-            results[lines]["first"].append(r["first"])
-            cpu = (await timings(client)).get("inline", {}).get("cpu_ms", [])
-            results[lines]["cpu"] += cpu[1:]  # not the first request (it reads the horizon)
+        typists = [Typist(client, lines, rep, not args.no_completion) for lines in args.sizes]
+        for t in typists:
+            t.open()
+        for ch in FUNCTION:
+            for t in typists:
+                await t.keystroke(ch)
+        for t in typists:
+            t.close()
+            r = results[t.lines]
+            r["inline"] += t.inline
+            r["completion"] += t.completions
+            r["cpu"] += t.cpu
+            r["lengths"] += t.lengths
+            r["first"].append(t.first)
     header = (
         f"{'lines':>7} | {'inline p50':>10} {'p95':>7} {'p99':>7} | {'completion p50':>14} {'p95':>7} {'p99':>7}"
         f" | {'first':>7} | {'inline CPU p50':>14} {'p95':>7} | ghost text"

@@ -158,11 +158,13 @@ def greedy_line(
     chars = 0
     i = start
     while True:
+        if chars >= max_chars and not path.utf8[i][0]:
+            break  # full: no need to compute the next symbol
         sym = path.sym(i, should_stop)
         if sym is None:
             return None
         if not path.utf8[i][0]:  # a character starts here: may the text end before it?
-            if sym in (_NL, _CR) or chars >= max_chars:
+            if sym in (_NL, _CR):
                 break
             if word and not is_word_byte(sym):
                 if out:

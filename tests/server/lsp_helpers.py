@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import torch
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -27,6 +28,26 @@ from charcode.training.model import CharLSTM, ModelConfig
 from charcode.training.symbols import BOUNDARY
 
 SERVER = [sys.executable, "-m", "charcode.server"]
+
+
+def unbundled_language() -> str:
+    """A language of the table with no bundled model (tests of "no model" need one)."""
+    from charcode.training.languages import LANGUAGES
+    from charcode.training.registry import bundled_models_dir
+
+    bundled = {
+        p.name.removesuffix(".safetensors") for p in bundled_models_dir().glob("*.safetensors")
+    }
+    free = [
+        lang
+        for lang in ("rust", "go", "java", "javascript", "typescript", "lua")
+        if lang not in bundled
+    ]
+    free += [lang for lang in LANGUAGES if lang not in bundled]
+    if not free:
+        pytest.skip("every language has a bundled model")
+    return free[0]
+
 
 TRAIN_TEXT = "import os\n\n\n" + "".join(
     f"def {name}_{i}(items):\n"

@@ -15,6 +15,7 @@ from lsp_helpers import (
     server_env,
     start_editor,
     stop_editor,
+    unbundled_language,
 )
 from lsprotocol import types
 
@@ -130,5 +131,6 @@ async def test_model_info(session):
     assert py["corpus"]["files"] == 1 and py["size_bytes"] > 0 and py["name"] == "Python"
     one = await editor.command("charcode.modelInfo", {"language": "python"})
     assert one == {"languages": {"python": py}}
-    none = await editor.command("charcode.modelInfo", {"language": "lua"})
-    assert "no model" in none["languages"]["lua"]["error"]
+    lang = unbundled_language()
+    none = await editor.command("charcode.modelInfo", {"language": lang})
+    assert "no model" in none["languages"][lang]["error"]

@@ -13,6 +13,7 @@ from lsp_helpers import (
     start_editor,
     stop_editor,
     tiny_model,
+    unbundled_language,
     write_checkpoint,
 )
 from lsprotocol import types
@@ -45,7 +46,8 @@ async def test_missing_and_broken_models_are_reported_once(trained_checkpoint, t
     hostile_header(models / "cpp.safetensors")
     editor, _ = await start_editor(ws, tmp_path)
     try:
-        docs = {lang: (ws / f"f.{lang}").as_uri() for lang in ("lua", "c", "cpp", "python")}
+        missing = unbundled_language()
+        docs = {lang: (ws / f"f.{lang}").as_uri() for lang in (missing, "c", "cpp", "python")}
         for lang, uri in docs.items():
             editor.open(
                 uri,
@@ -62,14 +64,14 @@ async def test_missing_and_broken_models_are_reported_once(trained_checkpoint, t
                 else:
                     assert not inline.items and not words.items
         msgs = [m.message for m in editor.client.messages]
-        assert sum("'lua'" in m for m in msgs) == 1
+        assert sum(f"'{missing}'" in m for m in msgs) == 1
         assert sum("c model" in m and "c.safetensors" in m for m in msgs) == 1
         assert sum("cpp model" in m and "8192" in m for m in msgs) == 1
         assert len(msgs) == 3, msgs
         info = await editor.command("charcode.modelInfo")
         assert "error" in info["languages"]["c"] and "error" in info["languages"]["cpp"]
         assert info["languages"]["python"]["layers"] == 1
-        assert "lua" not in info["languages"]
+        assert missing not in info["languages"]
     finally:
         await stop_editor(editor)
 
@@ -105,32 +107,33 @@ async def test_invalid_settings_fall_back_with_a_message(trained_checkpoint, tmp
 
 
 async def test_a_new_checkpoint_is_used_without_a_restart(trained_checkpoint, tmp_path):
+    lang = unbundled_language()  # (the tiny model knows Python, but any id will do)
     ws = tmp_path / "ws"
     ws.mkdir()
     user = tmp_path / "models"
     editor, _ = await start_editor(ws, tmp_path, init_options={"modelsDir": str(user)})
     try:
-        uri = (ws / "a.py").as_uri()
-        editor.open(uri, "def f(items):\n    re")
+        uri = (ws / "a.txt").as_uri()
+        editor.open(uri, "def f(items):\n    re", language=lang)
         pos = end_of(editor.texts[uri], "utf-16")
         assert not (await editor.complete(uri, pos)).items
-        write_checkpoint(user / "python.safetensors", tiny_model(seed=0, steps=150))
+        write_checkpoint(user / f"{lang}.safetensors", tiny_model(seed=0, steps=150), language=lang)
         deadline = time.monotonic() + 10
         while not (await editor.complete(uri, pos)).items:
             assert time.monotonic() < deadline, "the new checkpoint was not picked up"
             await asyncio.sleep(0.3)
-        info = await editor.command("charcode.modelInfo", {"language": "python"})
-        assert info["languages"]["python"]["source"] == "user"
-        # an explicit path in settings wins, and a replaced file is reloaded
+        info = await editor.command("charcode.modelInfo", {"language": lang})
+        assert info["languages"][lang]["source"] == "user"
+        # an explicit path in settings wins
         explicit = tmp_path / "explicit.safetensors"
-        write_checkpoint(explicit, tiny_model(seed=9, size="tiny"))
+        write_checkpoint(explicit, tiny_model(seed=9, size="tiny"), language=lang)
         editor.client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(
-                settings={"charcode": {"modelsDir": str(user), "models": {"python": str(explicit)}}}
+                settings={"charcode": {"modelsDir": str(user), "models": {lang: str(explicit)}}}
             )
         )
-        info = await editor.command("charcode.modelInfo", {"language": "python"})
-        assert info["languages"]["python"]["path"] == str(explicit)
-        assert info["languages"]["python"]["source"] == "explicit"
+        info = await editor.command("charcode.modelInfo", {"language": lang})
+        assert info["languages"][lang]["path"] == str(explicit)
+        assert info["languages"][lang]["source"] == "explicit"
     finally:
         await stop_editor(editor)
