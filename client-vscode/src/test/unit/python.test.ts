@@ -13,6 +13,7 @@ import {
   parseProbe,
   pipInstallArgs,
   pipProgressMessage,
+  pythonExtensionInterpreter,
   type Probe,
   probeInterpreter,
   resolveInterpreter,
@@ -68,6 +69,52 @@ describe("interpreter candidates", () => {
     assert.deepEqual(candidateList({ setting: "", pythonExtension: "python3", pathPython: "python3" }), [
       { source: "pythonExtension", python: "python3" },
     ]);
+  });
+});
+
+describe("the Python extension's interpreter (vscode API injected)", () => {
+  type Api = Parameters<typeof pythonExtensionInterpreter>[0];
+  const api = (extension: unknown) => ({ extensions: { getExtension: () => extension } }) as unknown as Api;
+
+  test("absent extension: undefined", async () => {
+    assert.equal(await pythonExtensionInterpreter(api(undefined)), undefined);
+  });
+
+  test("the active environment, resolved to its executable", async () => {
+    const exports = {
+      environments: {
+        getActiveEnvironmentPath: () => ({ path: "/envs/a" }),
+        resolveEnvironment: (env: { path: string }) =>
+          Promise.resolve({ executable: { uri: { fsPath: `${env.path}/bin/python` } } }),
+      },
+    };
+    let activated = false;
+    const extension = {
+      isActive: false,
+      exports: undefined,
+      activate: () => {
+        activated = true;
+        return Promise.resolve(exports);
+      },
+    };
+    assert.equal(await pythonExtensionInterpreter(api(extension)), "/envs/a/bin/python");
+    assert.equal(activated, true);
+  });
+
+  test("the older settings API", async () => {
+    const extension = {
+      isActive: true,
+      exports: { settings: { getExecutionDetails: () => ({ execCommand: ["/usr/bin/python3.12"] }) } },
+    };
+    assert.equal(await pythonExtensionInterpreter(api(extension)), "/usr/bin/python3.12");
+  });
+
+  test("a failing extension is logged and ignored", async () => {
+    const warnings: string[] = [];
+    const extension = { isActive: false, activate: () => Promise.reject(new Error("boom")) };
+    const log = { info: () => undefined, warn: (m: string) => warnings.push(m), error: () => undefined, debug: () => undefined };
+    assert.equal(await pythonExtensionInterpreter(api(extension), undefined, log), undefined);
+    assert.match(warnings[0], /boom/);
   });
 });
 
