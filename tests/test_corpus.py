@@ -10,6 +10,7 @@ import subprocess
 
 import numpy as np
 import pytest
+
 from charcode.training import corpus
 from charcode.training.corpus import (
     CorpusError,

@@ -76,7 +76,9 @@ def sample(
         logits, state = model(torch.tensor([[sym]], device=device), state)
         logits = logits[0, -1].float()
     if rule is not None and result is None:
-        result = rule.finish()  # e.g. Lua's `end` is only known to end the function when the text stops
+        result = (
+            rule.finish()
+        )  # e.g. Lua's `end` is only known to end the function when the text stops
         if result is not None:
             del out[result.keep :]
     text = utf8_complete_prefix(bytes(out))
