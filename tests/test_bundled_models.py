@@ -1,0 +1,55 @@
+"""The models shipped inside the package: present, small, self-describing, usable offline."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from charcode.server.cli import main
+from charcode.training.checkpoint import load_checkpoint, read_metadata
+from charcode.training.cli import hallucinate
+from charcode.training.languages import get_language
+from charcode.training.registry import bundled_models_dir, find_model
+
+LANGUAGES = ["python", "c", "lua"]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_bundled_model_is_small_and_self_describing(language):
+    path = bundled_models_dir() / f"{language}.safetensors"
+    assert path.stat().st_size <= 8 * 1024 * 1024
+    meta = read_metadata(path)
+    assert meta["language"] == language
+    assert set(meta["extensions"]) == set(get_language(language).extensions)
+    t = meta["training"]
+    assert t["steps"] > 0 and t["chars_seen"] > 1_000_000
+    assert 0 < t["val_bits_per_char"] < 3
+    assert len(t["corpus"]["sha256"]) == 64 and t["corpus"]["files"] > 100
+    assert all(v.dtype == torch.float16 for v in load_file(str(path)).values())
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_bundled_model_is_found_last(language, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHARCODE_MODELS_DIR", str(tmp_path / "empty"))
+    entry = find_model(language, workspace=tmp_path)
+    assert entry is not None and entry.source == "bundled"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_bundled_model_hallucinates_deterministically(language):
+    ckpt = load_checkpoint(bundled_models_dir() / f"{language}.safetensors")
+    first = hallucinate(ckpt, language, None, 0.7, seed=5, max_chars=300)
+    again = hallucinate(ckpt, language, None, 0.7, seed=5, max_chars=300)
+    assert first == again
+    assert first["text"].startswith(get_language(language).function_prime)
+    assert first["stopped"] in ("end_of_function", "length")
+
+
+def test_models_command_lists_the_bundled_models(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CHARCODE_MODELS_DIR", str(tmp_path / "empty"))
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for language in LANGUAGES:
+        assert f"{language}" in out and "bundled" in out
