@@ -46,6 +46,7 @@ class Runner:
             1, thread_name_prefix="charcode-inference", initializer=initializer
         )
         self._latest: dict[Hashable, Ticket] = {}
+        self._active: set[Ticket] = set()
         self.stats = RunnerStats()
         # (kind, wall seconds, inference-thread CPU seconds) of recent jobs, for benchmarks
         self.timings: collections.deque[tuple[str, float, float]] = collections.deque(maxlen=20_000)
@@ -60,6 +61,7 @@ class Runner:
     ) -> Any:
         """fn's result, or None if the job was skipped or stopped. Raises CancelledError if cancelled."""
         ticket = Ticket(stale, str(key[-1]) if isinstance(key, tuple) else str(key))
+        self._active.add(ticket)
         if key is not None:
             old = self._latest.get(key)
             if old is not None:
@@ -73,6 +75,7 @@ class Runner:
             self.stats.cancelled += 1
             raise
         finally:
+            self._active.discard(ticket)
             if key is not None and self._latest.get(key) is ticket:
                 del self._latest[key]
 
@@ -91,4 +94,7 @@ class Runner:
         return result
 
     def shutdown(self) -> None:
+        """Drop queued jobs and stop the running one at its next step."""
+        for ticket in list(self._active):
+            ticket.cancel.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -109,6 +109,15 @@ class CharcodeServer(LanguageServer):
             self._told.add(key)
             self.notify(message, kind)
 
+    def shutdown(self) -> None:
+        """The connection ended (with or without an LSP shutdown): stop model work and trainers."""
+        from .train import stop_all_trainers
+
+        if hasattr(self.runner, "shutdown"):
+            self.runner.shutdown()
+        stop_all_trainers(self)
+        super().shutdown()
+
     def report_server_error(self, error: Exception, source) -> None:
         # Unexpected errors go to the log, and once per kind to the user, not once per keystroke.
         log.error("%s: %s", getattr(source, "__name__", source), error)
