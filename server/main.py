@@ -13,6 +13,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         prog="charcode serve",
         description="Run the charcode language server (LSP on stdio unless --tcp is given).",
     )
+    p.add_argument("--stdio", action="store_true", help="speak LSP on stdin/stdout (the default)")
     p.add_argument("--tcp", metavar="HOST:PORT", help="listen on a TCP port instead of stdio")
     p.add_argument("--log-file", metavar="PATH", help="write the server log to this file")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
