@@ -369,3 +369,14 @@ def test_real_full_disk_keeps_previous_checkpoint(
     assert "No space left" in err.splitlines()[-1] and "Traceback" not in err
     assert out.read_bytes() == before
     assert not [p for p in tiny_filesystem.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_hostile_header_is_refused_before_allocating(tmp_path):
+    """A small file whose metadata claims a 16x8192 model is refused from its size alone."""
+    from safetensors.torch import save_file
+
+    path = tmp_path / "huge.safetensors"
+    meta = {"language": "python", "model": {"layers": 16, "hidden": 8192, "embedding": 8192}}
+    save_file({"x": torch.zeros(4)}, str(path), metadata={"charcode": json.dumps(meta)})
+    code, err = run_cli("sample", "--model", str(path))
+    assert code == 2 and "too small to hold" in err and "Traceback" not in err

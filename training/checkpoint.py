@@ -136,6 +136,14 @@ def load_checkpoint(
         config = ModelConfig.from_dict(meta["model"])
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: {e}") from None
+    # A hostile header could describe a huge model: check the file can hold it (fp16 at
+    # least) before allocating anything.
+    n_params = _parameter_count(config)
+    if 2 * n_params > path.stat().st_size:
+        raise CheckpointError(
+            f"{path}: its header describes a {config.layers}x{config.hidden} model "
+            f"({n_params:,} parameters) that the file is too small to hold"
+        )
     try:
         tensors = load_file(str(path), device="cpu")
     except Exception as e:  # safetensors raises its own error types for damaged files
@@ -158,6 +166,14 @@ def load_checkpoint(
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     model.to(device=device, dtype=dtype).eval()
     return Checkpoint(path=path, model=model, meta=meta)
+
+
+def _parameter_count(c: ModelConfig) -> int:
+    lstm = sum(
+        4 * c.hidden * ((c.embedding if i == 0 else c.hidden) + c.hidden + 2)
+        for i in range(c.layers)
+    )
+    return c.vocab * c.embedding + lstm + c.hidden * c.vocab + c.vocab
 
 
 def state_path(checkpoint_path: Path) -> Path:

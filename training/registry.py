@@ -69,6 +69,8 @@ def list_models(workspace: Path | None = None, models_dir: Path | None = None) -
         if not folder.is_dir():
             continue
         for path in sorted(folder.glob("*.safetensors")):
+            if path.name.endswith(".last.safetensors"):
+                continue  # a training run's last state, not a model to use
             entry = ModelEntry(path.name.removesuffix(".safetensors"), path, source)
             try:
                 entry.meta = read_metadata(path)
