@@ -14,6 +14,8 @@ DEMO_MINUTES ?= 5
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@python3 -c 'import ensurepip' 2>/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null; } \
+		|| { echo "python3 cannot make virtual environments: install python3-venv (sudo apt-get install python3-venv)"; exit 1; }
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check '$(TORCH)'
