@@ -339,7 +339,23 @@ _HEADER = re.compile(rb"(?:async\s+)?def\s|class\s")
 _HEADER_START = re.compile(rb"@|(?:async|def|class)\b")
 
 
-class _Indent(_Rule):
+class _ShortString:
+    """A one-line quoted string with backslash escapes (Python's '...'/"...", Lua's)."""
+
+    def _string(self, b: int):
+        if self.escape:
+            self.escape = False
+        elif b == _BS:
+            self.escape = True
+        elif b == self.quote:
+            self.mode = self._code
+        elif b == _NL:  # unterminated: give up on the string at the line end
+            self.mode = self._code
+            return _AGAIN
+        return None
+
+
+class _Indent(_ShortString, _Rule):
     """Python: logical lines (brackets, strings, backslashes join physical lines) and their indents.
 
     `stack` holds the def/class blocks open at the current line, innermost last, each as
@@ -448,18 +464,6 @@ class _Indent(_Rule):
         self.mode = self._code
         return _AGAIN
 
-    def _string(self, b: int):
-        if self.escape:
-            self.escape = False
-        elif b == _BS:
-            self.escape = True
-        elif b == self.quote:
-            self.mode = self._code
-        elif b == _NL:  # unterminated: give up on the string at the line end
-            self.mode = self._code
-            return _AGAIN
-        return None
-
     def _triple(self, b: int):
         if self.escape:
             self.escape, self.run = False, 0
@@ -478,7 +482,7 @@ _OPENERS = {b"function", b"do", b"if", b"repeat"}  # `while`/`for` open with the
 _CLOSERS = {b"end", b"until"}
 
 
-class _LuaEnd(_Rule):
+class _LuaEnd(_ShortString, _Rule):
     def __init__(self, prime: bytes):
         self.mode = self._code
         self.word = b""  # the identifier being read (first 9 bytes)
@@ -516,18 +520,6 @@ class _LuaEnd(_Rule):
         elif b == _LBRACKET:
             self.level, self.comment, self.mode = 0, False, self._long_open
         return stop
-
-    def _string(self, b: int):
-        if self.escape:
-            self.escape = False
-        elif b == _BS:
-            self.escape = True
-        elif b == self.quote:
-            self.mode = self._code
-        elif b == _NL:  # unterminated: give up on the string at the line end
-            self.mode = self._code
-            return _AGAIN
-        return None
 
     def _dash(self, b: int):
         self.mode = self._comment_start if b == _DASH else self._code
