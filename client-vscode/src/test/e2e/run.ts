@@ -216,6 +216,13 @@ class Run {
   }
 }
 
+/** Two new lines at the end of the file: where the steps type their code. */
+async function newParagraphAtEnd(page: Page): Promise<void> {
+  await page.keyboard.press("Control+End");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+}
+
 async function saveAndRead(page: Page, file: string): Promise<string> {
   const before = fs.statSync(file).mtimeMs;
   await page.keyboard.press("Control+S");
@@ -247,6 +254,12 @@ async function main(): Promise<number> {
   let browser: BrowserSession | undefined;
   let codeServer: CodeServer | undefined;
   const run = new Run(() => browser?.page);
+  const currentPage = () => {
+    if (!browser?.page) {
+      throw new Error("no page");
+    }
+    return browser.page;
+  };
   const workspace = path.join(runDir, "workspace");
   const example = path.join(workspace, "example.py");
   const stop = async () => {
@@ -314,20 +327,14 @@ async function main(): Promise<number> {
     });
 
     await run.step("opening a Python file activates charcode", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
+      const page = currentPage();
       await openFile(page, "example.py");
       await run.screenshot("example-open");
     });
 
     if (mode === "install") {
       await run.step("charcode offers to create its Python environment", async () => {
-        const page = browser?.page;
-        if (!page) {
-          throw new Error("no page");
-        }
+        const page = currentPage();
         const offer = toastWith(page, /Create a private environment for charcode/);
         await waitFor("the create-environment notification", () => offer.isVisible(), 60_000);
         await settled(offer);
@@ -340,10 +347,7 @@ async function main(): Promise<number> {
       });
 
       await run.step("the environment is installed (wheel from the .vsix + torch) and the server starts", async () => {
-        const page = browser?.page;
-        if (!page) {
-          throw new Error("no page");
-        }
+        const page = currentPage();
         let lastMessage = "";
         await waitFor(
           "the environment-ready notification",
@@ -365,10 +369,7 @@ async function main(): Promise<number> {
     }
 
     await run.step("the language status item shows the model", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
+      const page = currentPage();
       await noCharcodeError(page);
       await clearNotifications(page);
       const text = await waitFor(
@@ -390,13 +391,8 @@ async function main(): Promise<number> {
 
     let typed = "";
     await run.step("ghost text appears while typing and Tab accepts it", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
-      await page.keyboard.press("Control+End");
-      await page.keyboard.press("Enter");
-      await page.keyboard.press("Enter");
+      const page = currentPage();
+      await newParagraphAtEnd(page);
       await page.keyboard.type("def ", { delay: 60 });
       const ghost = await waitFor("ghost text", async () => (await ghostText(page)).trim() || undefined, 30_000).catch(
         async () => {
@@ -420,14 +416,9 @@ async function main(): Promise<number> {
     });
 
     await run.step("a completion item appears (Ctrl+Space) and Enter accepts it", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
+      const page = currentPage();
       await page.keyboard.press("Escape");
-      await page.keyboard.press("Control+End");
-      await page.keyboard.press("Enter");
-      await page.keyboard.press("Enter");
+      await newParagraphAtEnd(page);
       await page.keyboard.type("def sc", { delay: 60 });
       const labels = await waitFor(
         "the suggest widget",
@@ -456,14 +447,9 @@ async function main(): Promise<number> {
     });
 
     await run.step("Hallucinate Function (command palette) writes a function into the editor", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
+      const page = currentPage();
       await page.keyboard.press("Escape");
-      await page.keyboard.press("Control+End");
-      await page.keyboard.press("Enter");
-      await page.keyboard.press("Enter");
+      await newParagraphAtEnd(page);
       const saved = await saveAndRead(page, example);
       const defsBefore = (saved.match(/^\s*def /gm) ?? []).length;
       await runCommand(page, "charcode: Hallucinate Function");
@@ -491,10 +477,7 @@ async function main(): Promise<number> {
     });
 
     await run.step("Train on Workspace shows progress and the new model is used", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
+      const page = currentPage();
       await page.keyboard.press("Escape");
       await runCommand(page, "charcode: Train on Workspace");
       await pickRow(page, /^python/);
@@ -547,10 +530,7 @@ async function main(): Promise<number> {
     });
 
     await run.step("Show Model Info, Toggle Completions, Restart Server and Open Logs", async () => {
-      const page = browser?.page;
-      if (!page) {
-        throw new Error("no page");
-      }
+      const page = currentPage();
       const statusMatches = (re: RegExp, what: string) =>
         waitFor(what, async () => re.test(await languageStatusText(page).catch(() => "")), 60_000, 500);
       await runCommand(page, "charcode: Show Model Info");
