@@ -319,7 +319,7 @@ def cmd_train(args) -> int:
 
         bar = None
     else:
-        bar = _ProgressBar(args.steps, args.minutes, disabled=quiet_rank)
+        bar = _ProgressBar(disabled=quiet_rank)
         on_progress = bar.update
     try:
         trainer = Trainer(
@@ -358,7 +358,7 @@ class _ProgressBar:
 
     Created at the first update, so the set-up lines print above it."""
 
-    def __init__(self, steps, minutes, disabled=False):
+    def __init__(self, disabled: bool = False):
         self.disabled = disabled
         self.bar = None
 

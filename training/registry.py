@@ -78,10 +78,3 @@ def list_models(workspace: Path | None = None, models_dir: Path | None = None) -
                 entry.error = str(e)
             entries.append(entry)
     return entries
-
-
-def model_mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0

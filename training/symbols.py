@@ -12,23 +12,12 @@ BOUNDARY = 256  # marks the start of a document; never produced as text
 VOCAB_SIZE = 257
 
 
-def encode(text: str | bytes) -> list[int]:
-    """Symbols for a text (UTF-8 bytes)."""
-    data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    return list(data)
-
-
 def encode_array(data: bytes, boundary: bool = False) -> np.ndarray:
     """Symbols as uint16, optionally preceded by the document boundary."""
     arr = np.frombuffer(data, dtype=np.uint8).astype(np.uint16)
     if boundary:
         arr = np.concatenate([np.array([BOUNDARY], dtype=np.uint16), arr])
     return arr
-
-
-def decode(symbols) -> bytes:
-    """Bytes of a symbol sequence; boundary symbols are dropped."""
-    return bytes(int(s) for s in symbols if int(s) < 256)
 
 
 def utf8_complete_prefix(data: bytes) -> bytes:
@@ -52,7 +41,3 @@ def utf8_complete_prefix(data: bytes) -> bytes:
     else:
         need = 1  # invalid lead byte: keep it, it is a complete (bad) unit
     return data if n - i >= need else data[:i]
-
-
-def is_continuation(byte: int) -> bool:
-    return (byte & 0xC0) == 0x80

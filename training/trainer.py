@@ -187,7 +187,6 @@ class Trainer:
         self.dist = dist or Distributed(self.device)
         self.on_progress = on_progress
         self.log = log if self.dist.is_main else (lambda _msg: None)
-        self.corpus_summary = corpus_summary
         if len(val_data) < 2:
             # One file cannot be split; validate on training text and say so in the metadata.
             self.log(
@@ -195,7 +194,7 @@ class Trainer:
             )
             val_data = train_data
             corpus_summary = {**corpus_summary, "validation": "training text"}
-            self.corpus_summary = corpus_summary
+        self.corpus_summary = corpus_summary
         self.val_data = val_data
         torch.manual_seed(config.seed)
         random.seed(config.seed)
