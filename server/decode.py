@@ -10,6 +10,7 @@ Logits are NumPy arrays (see runtime.py).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from .runtime import Runtime, State
 
 NEG = -np.inf
 _NL, _CR = 10, 13
+GUARD_RETRIES = 64  # attempts from one approved line end before the guard gives up
+GUARD_BUDGET = 8  # the guard gives up once this many times max_chars symbols were sampled
 Utf8 = tuple[int, int, int]  # (continuation bytes still due, lowest and highest allowed next byte)
 AT_START: Utf8 = (0, 0, 0)
 
@@ -242,6 +245,19 @@ class Sampled:
     reason: str  # "end_of_function", "length", "stopped"
 
 
+@dataclass
+class _Mark:
+    """A line start the guard approved: everything needed to sample again from there."""
+
+    length: int
+    chars: int
+    state: State
+    logits: np.ndarray
+    rule: object
+    restarts: int
+    base: int
+
+
 def sample_function(
     runtime: Runtime,
     state: State,
@@ -253,6 +269,9 @@ def sample_function(
     max_chars: int,
     should_stop: Callable[[], bool],
     on_text: Callable[[bytes], None] | None = None,
+    guard: Callable[[bytes, bool, object], bool | None] | None = None,
+    line_prefix: bytes = b"",
+    retries: int = GUARD_RETRIES,
 ) -> Sampled:
     """Sample text after the state until the stop rule ends the function.
 
@@ -262,6 +281,14 @@ def sample_function(
     (``int f(void);``) sampling goes on to the next function.
     ``on_text`` receives the text as it grows, whole lines at a time, never
     trailing whitespace a stop rule might still remove.
+
+    With a ``guard`` (see guard.py) the text (``line_prefix`` + ``forced`` +
+    sampled) is checked at the end of each line: when the guard says it
+    cannot become a valid function, or calls an ending incomplete, sampling
+    goes back to the last line end it approved and tries again, up to
+    ``retries`` times in a row (and while fewer than GUARD_BUDGET * max_chars
+    symbols were sampled in all); after that the guard is dropped and
+    sampling goes on unchecked.
     """
     masks = masks_for(runtime)
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -271,9 +298,10 @@ def sample_function(
     rule = stop_rule(forced)
     out = bytearray()
     utf8 = AT_START
-    emitted = chars = restarts = 0
+    emitted = chars = restarts = tries = spent = 0
     base = 0  # where the current rule's generated text starts in out
     reason = "length"
+    mark = _Mark(0, 0, state, logits, copy.deepcopy(rule), 0, 0) if guard else None
     while chars < max_chars or utf8[0]:
         if should_stop():
             reason = "stopped"
@@ -287,15 +315,36 @@ def sample_function(
             sym = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
         out.append(sym)
         chars += not utf8[0]
+        spent += 1
         utf8 = utf8_next(utf8, sym)
         result = rule.feed(bytes([sym]))
+        verdict = None  # the guard's: True (a good point to come back to), False, None
         if result is not None:
             if result.reason == "end_of_function" or restarts >= 3:
+                whole = line_prefix + forced + bytes(out[: base + result.keep])
+                if guard is None or guard(whole, True, rule):
+                    del out[base + result.keep :]
+                    reason = "end_of_function"
+                    break
+                verdict = False  # an incomplete function: write the ending again
+            else:
+                restarts += 1  # a declaration: wait for the function after it
+                rule, base = stop_rule(forced + bytes(out)), len(out)
+        elif sym == _NL and guard is not None:
+            verdict = guard(line_prefix + forced + bytes(out), False, rule)
+        if verdict is False:
+            if tries < retries and spent < GUARD_BUDGET * max_chars:
+                tries += 1
+                del out[mark.length :]
+                chars, state, logits = mark.chars, mark.state, mark.logits
+                rule, restarts, base = copy.deepcopy(mark.rule), mark.restarts, mark.base
+                utf8 = AT_START
+                continue
+            guard = None  # nothing the model writes fits here: go on as it likes
+            if result is not None:
                 del out[base + result.keep :]
                 reason = "end_of_function"
                 break
-            restarts += 1  # a declaration: wait for the function after it
-            rule, base = stop_rule(forced + bytes(out)), len(out)
         if on_text is not None and sym == _NL:
             ready = bytes(out).rstrip()
             if len(ready) > emitted:
@@ -303,6 +352,9 @@ def sample_function(
                 emitted = len(ready)
         logits, state = runtime.step([sym], state)
         logits = logits[0]
+        if verdict and guard is not None:
+            tries = 0
+            mark = _Mark(len(out), chars, state, logits, copy.deepcopy(rule), restarts, base)
     text = bytes(out)
     if utf8[0]:  # stopped inside a character
         text = text[: len(text) - _partial_length(text)]

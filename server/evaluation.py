@@ -43,6 +43,7 @@ from charcode.training.symbols import utf8_complete_prefix
 from . import hallucinate, inline, sync
 from .decode import is_word_byte
 from .document import decode, encode
+from .guard import guard_for
 from .runtime import Runtime
 from .server import CharcodeServer
 from .settings import Settings
@@ -434,6 +435,7 @@ def evaluate_hallucinate(
     max_chars: int = DEFAULT_FUNCTION_CHARS,
     temperature: float | None = None,
     progress=None,
+    syntax_check: bool = True,
 ) -> dict:
     """Hallucinate functions for seeds 0..seeds-1 and check their syntax."""
     from .validity import Unavailable, checker
@@ -455,6 +457,7 @@ def evaluate_hallucinate(
             "temperature": temperature,
             "maxChars": max_chars,
             "seed": seed,
+            "syntaxCheck": syntax_check,
         }
         request = hallucinate._parse(session, (arg,))
         result = hallucinate.sample(session, request, None, should_stop=_never)
@@ -473,7 +476,9 @@ def evaluate_hallucinate(
         if progress is not None:
             progress(1)
     session.close(uri)
-    return hallucination_summary(language, rows, tool, unavailable, temperature, max_chars)
+    summary = hallucination_summary(language, rows, tool, unavailable, temperature, max_chars)
+    summary["syntax_guard"] = syntax_check and guard_for(language) is not None
+    return summary
 
 
 def hallucination_summary(
@@ -573,7 +578,13 @@ def _hallucinate(args, runtime: Runtime, language: str) -> dict:
         raise CliError(f"--temperature must be from 0 to 5, got {args.temperature}")
     with _bar(args.seeds, "functions") as bar:
         return evaluate_hallucinate(
-            runtime, language, args.seeds, max_chars, args.temperature, progress=bar.update
+            runtime,
+            language,
+            args.seeds,
+            max_chars,
+            args.temperature,
+            progress=bar.update,
+            syntax_check=args.syntax_check,
         )
 
 
@@ -609,7 +620,8 @@ def format_result(r: dict) -> str:
             else f"validity not checked: {r['checker_unavailable']}"
         )
         lines = [
-            f"{r['seeds']} {r['language']} functions at temperature {r['temperature']}: {ok}",
+            f"{r['seeds']} {r['language']} functions at temperature {r['temperature']}"
+            f"{', syntax guard on' if r.get('syntax_guard') else ''}: {ok}",
             f"ended by the stop rule: {100 * r['stop_rule_share']:.1f}% "
             f"({', '.join(f'{k} {v}' for k, v in sorted(r['stopped'].items()))}); "
             f"mean length {r['mean_chars']:.0f} characters",

@@ -1,11 +1,13 @@
 """workspace/executeCommand charcode.hallucinateFunction: write a whole function at the cursor.
 
-Argument ``{uri, position, temperature?, maxChars?, seed?}``; result ``{text}``.
+Argument ``{uri, position, temperature?, maxChars?, seed?, syntaxCheck?}``; result ``{text}``.
 The model samples from its state at the cursor (it has read the document up
 to there). On a line with nothing but indentation before the cursor, the text
 starts with the language's function prime (``def `` for Python). The
 language's stop rule, primed with the line before the cursor, ends the
-function. The text is inserted through ``workspace/applyEdit`` one line at a
+function. Where the language has a syntax guard (guard.py; Python) and
+``syntaxCheck`` is not false, a line that cannot be part of a valid function
+is sampled again. The text is inserted through ``workspace/applyEdit`` one line at a
 time as it is sampled (when the client supports applyEdit), with the
 document's line breaks. The same seed on the same text gives the same
 function; without a seed each call differs.
@@ -27,6 +29,7 @@ from .arguments import bad, field, position, single_object
 from .cursor import Cursor
 from .decode import Sampled, sample_function
 from .document import decode, encode, units
+from .guard import guard_for
 
 COMMAND = "charcode.hallucinateFunction"
 DEFAULT_MAX_CHARS = 3000
@@ -42,6 +45,7 @@ class Request:
     max_chars: int
     seed: int
     eol: str
+    syntax_check: bool
 
 
 async def hallucinate_function(ls, *args) -> dict:
@@ -92,6 +96,7 @@ def _parse(ls, args: tuple) -> Request:
         COMMAND, obj, "maxChars", int, default=DEFAULT_MAX_CHARS, check=lambda v: 1 <= v <= 100_000
     )
     seed = field(COMMAND, obj, "seed", int, default=None, check=lambda v: 0 <= v < 2**63)
+    syntax_check = field(COMMAND, obj, "syntaxCheck", bool, default=True)
     doc = ls.documents.get(uri)
     if doc is None:
         raise bad(COMMAND, f"{uri} is not open (send textDocument/didOpen first)")
@@ -109,6 +114,7 @@ def _parse(ls, args: tuple) -> Request:
         max_chars=max_chars,
         seed=seed if seed is not None else random.randrange(2**31),
         eol=doc.eol(),
+        syntax_check=syntax_check,
     )
 
 
@@ -135,6 +141,8 @@ def sample(ls, req: Request, on_text, *, should_stop) -> Sampled | None:
         max_chars=req.max_chars,
         should_stop=should_stop,
         on_text=on_text,
+        guard=guard_for(cur.language) if req.syntax_check else None,
+        line_prefix=req.line_prefix,
     )
 
 

@@ -24,7 +24,7 @@ class Settings:
     languages: tuple[str, ...] = ()  # empty: every language
     models_dir: str | None = None
     device: str = "auto"
-    temperature: float = 0.8  # for charcode.hallucinateFunction
+    temperature: float = 1.0  # for charcode.hallucinateFunction (the syntax guard keeps it valid)
     inline_max_length: int = 48  # characters of ghost text
     models: MappingProxyType = field(
         default_factory=lambda: MappingProxyType({})

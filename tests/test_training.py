@@ -211,6 +211,15 @@ def test_hallucinate_json(tiny_python_model, capsys):
         assert r["stopped"] in ("end_of_function", "length")
 
 
+def test_hallucinate_without_the_syntax_guard(tiny_python_model, capsys):
+    args = ["hallucinate", "--model", str(tiny_python_model), "--json", "--max-chars", "300"]
+    assert main([*args, "--seed", "4"]) == 0
+    guarded = json.loads(capsys.readouterr().out)
+    assert main([*args, "--seed", "4", "--no-syntax-check"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["text"].startswith("def ") and guarded["text"].startswith("def ")
+
+
 def test_eval_json(tiny_python_model, python_repo, capsys):
     assert main(["eval", "--model", str(tiny_python_model), "--json", str(python_repo)]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -119,8 +119,16 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     h.add_argument(
         "--prime", help="start of the function (default: the language's usual function start)"
     )
-    h.add_argument("--temperature", type=float, default=0.7)
+    h.add_argument(
+        "--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)"
+    )
     h.add_argument("--seed", type=int, default=0)
+    h.add_argument(
+        "--no-syntax-check",
+        dest="syntax_check",
+        action="store_false",
+        help="sample without the language's syntax guard (the model alone)",
+    )
     h.add_argument(
         "--count",
         type=_positive_int,
@@ -175,7 +183,13 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--temperature",
         type=float,
-        help="hallucinate: sampling temperature (default: the server's, 0.8)",
+        help="hallucinate: sampling temperature (default: the server's, 1.0)",
+    )
+    e.add_argument(
+        "--no-syntax-check",
+        dest="syntax_check",
+        action="store_false",
+        help="hallucinate: sample without the syntax guard (the model alone)",
     )
     e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -385,35 +399,49 @@ def cmd_sample(args) -> int:
 
     ckpt = _resolve_model(args)
     prime = args.prime.encode("utf-8")
-    text, _ = sample(ckpt.model, prime, args.length, args.temperature, args.seed)
+    text = sample(ckpt.model, prime, args.length, args.temperature, args.seed)
     sys.stdout.write((prime + text).decode("utf-8", "replace") + "\n")
     return 0
 
 
 def hallucinate(
-    ckpt, language_id: str, prime: str | None, temperature: float, seed: int, max_chars: int
+    ckpt,
+    language_id: str,
+    prime: str | None,
+    temperature: float,
+    seed: int,
+    max_chars: int,
+    syntax_check: bool = True,
 ) -> dict:
-    """One function: the prime plus sampled text, cut by the language's stop rule."""
-    from .sampling import sample
+    """One function: the prime plus sampled text, cut by the language's stop rule.
+
+    The same sampler as the server's charcode.hallucinateFunction, from the start
+    of a document, with the language's syntax guard unless syntax_check is False.
+    """
+    from charcode.server.decode import sample_function
+    from charcode.server.guard import guard_for
+    from charcode.server.runtime import Runtime
+
+    from .stoprules import make_stop_rule
 
     language = get_language(language_id)
     head = (prime if prime is not None else language.function_prime).encode("utf-8")
-    stop = language.stop_rule
-    for attempt in range(8):  # a C declaration ("int f(void);") is not a function: sample again
-        text, result = sample(
-            ckpt.model,
-            head,
-            max_chars,
-            temperature,
-            seed * 1000 + attempt,
-            stop_rule=stop,
-            stop_language=language.id,
-        )
-        if result is None or result.reason != "declaration":
-            break
-    stopped = "length" if result is None else result.reason
-    full = (head + text).decode("utf-8", "replace")
-    return {"seed": seed, "text": full, "stopped": stopped, "chars": len(full)}
+    runtime = getattr(ckpt, "_runtime", None)
+    if runtime is None:
+        runtime = ckpt._runtime = Runtime(ckpt.model, next(ckpt.model.parameters()).device)
+    sampled = sample_function(
+        runtime,
+        runtime.start,
+        forced=head,
+        stop_rule=lambda extra: make_stop_rule(language.stop_rule, extra, language.id),
+        temperature=temperature,
+        seed=seed,
+        max_chars=max_chars,
+        should_stop=lambda: False,
+        guard=guard_for(language.id) if syntax_check else None,
+    )
+    full = sampled.text.decode("utf-8", "replace")
+    return {"seed": seed, "text": full, "stopped": sampled.reason, "chars": len(full)}
 
 
 def cmd_hallucinate(args) -> int:
@@ -423,7 +451,15 @@ def cmd_hallucinate(args) -> int:
         raise CliError(f"{args.model} does not say its language; pass --language")
     get_language(language_id)
     results = [
-        hallucinate(ckpt, language_id, args.prime, args.temperature, args.seed + i, args.max_chars)
+        hallucinate(
+            ckpt,
+            language_id,
+            args.prime,
+            args.temperature,
+            args.seed + i,
+            args.max_chars,
+            args.syntax_check,
+        )
         for i in range(args.count)
     ]
     if args.json:

@@ -152,6 +152,10 @@ async def test_binary_content(session):
             "charcode.hallucinateFunction",
             [{"uri": "file:///a.py", "position": [0, 0], "seed": "x"}],
         ),
+        (
+            "charcode.hallucinateFunction",
+            [{"uri": "file:///a.py", "position": {"line": 0, "character": 0}, "syntaxCheck": 1}],
+        ),
         ("charcode.train", [{}]),
         ("charcode.train", [{"language": "klingon", "roots": ["/"]}]),
         ("charcode.train", [{"language": "python", "roots": "/tmp"}]),

@@ -1,0 +1,147 @@
+"""Syntax guards: may a hallucinated function go on this way, and is it whole?
+
+The sampler asks its guard at the end of every line it writes
+(``final=False``): can the text so far still become a valid function? True
+(yes: the sampler remembers this point), False (no: the lines since the last
+such point are sampled again) or None (cannot tell here, e.g. inside an
+expression that spans lines: go on). When the stop rule ends the function the
+guard is asked whether the text is a complete, valid function
+(``final=True``); if not, the ending is sampled again, so a function does not
+end on ``if x:`` with no body.
+
+- Python: the running interpreter's compiler; an incomplete prefix (open
+  brackets, a block still waiting for its body) can go on, a syntax error
+  cannot.
+- C and Lua: the tree-sitter grammars (pip ``tree-sitter-c``,
+  ``tree-sitter-lua``); a prefix is judged only at the end of a statement (for
+  C, a line ending in ``;``, ``{`` or ``}`` outside brackets), after closing its
+  open blocks with the ``}`` or ``end`` the stop rule counts; valid when the
+  tree has no ERROR and no MISSING node. Without tree-sitter there is no guard.
+
+``guard_for`` returns None for a language without a guard: sampling is plain.
+"""
+
+from __future__ import annotations
+
+import ast
+import codeop
+import functools
+import warnings
+from collections.abc import Callable
+
+# guard(text, final, rule) -> True / False / None (see above); rule: the sampler's stop rule
+Guard = Callable[[bytes, bool, object], "bool | None"]
+
+
+def guard_for(language: str) -> Guard | None:
+    make = _GUARDS.get(language)
+    return make() if make is not None else None
+
+
+# ---------------------------------------------------------------- Python
+
+
+def _python_source(text: bytes) -> str | None:
+    try:
+        src = text.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # A function written inside a block (a method) is indented: give it a block to live in.
+    return "if 1:\n" + src if src[:1] in (" ", "\t") else src
+
+
+def python_guard(text: bytes, final: bool, rule: object = None) -> bool:
+    src = _python_source(text)
+    if src is None:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. invalid escape sequences: valid syntax
+        try:
+            if final:
+                ast.parse(src)
+            else:
+                # None (incomplete: more lines may follow) or a code object: both can go on.
+                codeop.compile_command(src, "<hallucinated>", "exec")
+        except (SyntaxError, ValueError, OverflowError):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- tree-sitter (C, Lua)
+
+
+@functools.cache
+def _parser(module: str):
+    try:
+        import importlib
+
+        import tree_sitter
+
+        grammar = importlib.import_module(module)
+    except ImportError:
+        return None
+    return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
+
+
+def _clean(parser, text: bytes) -> bool:
+    """No ERROR and no MISSING node in the tree."""
+    return not parser.parse(text).root_node.has_error
+
+
+def _last_code_byte(text: bytes) -> int:
+    stripped = text.rstrip()
+    return stripped[-1] if stripped else 0
+
+
+def _in_code(rule: object) -> bool:
+    mode = getattr(rule, "mode", None)
+    return mode is not None and getattr(mode, "__name__", "") == "_code"
+
+
+def _make_c_guard() -> Guard | None:
+    parser = _parser("tree_sitter_c")
+    if parser is None:
+        return None
+
+    def c_guard(text: bytes, final: bool, rule: object = None) -> bool | None:
+        if final:
+            return _clean(parser, text)
+        if rule is None or not _in_code(rule) or getattr(rule, "parens", 0):
+            return None
+        last_line = text.rstrip().rsplit(b"\n", 1)[-1].lstrip()
+        if _last_code_byte(text) not in b";{}" or last_line.startswith(b"#"):
+            return None  # mid-statement, or a directive (macros can be anything)
+        return _clean(parser, text + b"\n" + b"}" * getattr(rule, "depth", 0))
+
+    return c_guard
+
+
+_LUA_CONTINUES = frozenset(b",([{=+-*/%^<>.~:")  # a line ending so goes on in the next
+_LUA_CONTINUING_WORDS = (b"and", b"or", b"not", b"local", b"return", b"in", b"function")
+
+
+def _make_lua_guard() -> Guard | None:
+    parser = _parser("tree_sitter_lua")
+    if parser is None:
+        return None
+
+    def lua_guard(text: bytes, final: bool, rule: object = None) -> bool | None:
+        if final:
+            return _clean(parser, text)
+        if rule is None or not _in_code(rule):
+            return None
+        stripped = text.rstrip()
+        if not stripped or stripped[-1] in _LUA_CONTINUES:
+            return None
+        if stripped.endswith(_LUA_CONTINUING_WORDS):
+            return None  # (or an identifier ending so: no judgement either way)
+        return _clean(parser, text + b"\nend" * getattr(rule, "depth", 0) + b"\n")
+
+    return lua_guard
+
+
+_GUARDS: dict[str, Callable[[], Guard | None]] = {
+    "python": lambda: python_guard,
+    "c": _make_c_guard,
+    "lua": _make_lua_guard,
+}

@@ -1,0 +1,170 @@
+"""Syntax guards (guard.py) and how the sampler uses them: resample what cannot be valid."""
+
+from __future__ import annotations
+
+import pytest
+from lsp_helpers import tiny_model
+
+from charcode.server.decode import sample_function
+from charcode.server.guard import guard_for, python_guard
+from charcode.server.runtime import Runtime
+from charcode.training.stoprules import make_stop_rule
+
+NEVER = lambda: False  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def trained():
+    return Runtime(tiny_model(seed=0, steps=120))
+
+
+def rule_after(rule: str, language: str, text: bytes):
+    r = make_stop_rule(rule, b"", language)
+    r.feed(text)
+    return r
+
+
+@pytest.mark.parametrize(
+    "text, final, ok",
+    [
+        (b"def f(x):\n", False, True),  # a body may follow
+        (b"def f(x):\n    return (1,\n", False, True),  # an open bracket may close later
+        (b'def f(x):\n    """doc\n', False, True),
+        (b"def f(x):\n    return 1)\n", False, False),
+        (b"def f(x):\n  a\n    b\n", False, False),  # an indent no block opened
+        (b"def f(x):\n    if x:\n", True, False),  # a block with no body is not a function
+        (b"def f(x):\n    if x:\n        pass\n", True, True),
+        (b"    def f(self):\n        return 1\n", True, True),  # a method, as written in a class
+        (b"def f(x):\n    return '\\d'\n", True, True),  # a warning is not an error
+        (b"def f(x):\n    return '\xff'\n", True, False),  # not UTF-8
+    ],
+)
+def test_python_guard(text, final, ok):
+    assert python_guard(text, final) is ok
+
+
+C_PREFIX = b"static int f(int x)\n{\n"
+
+
+@pytest.mark.parametrize(
+    "body, ok",
+    [
+        (b"\tint y = 1;\n", True),
+        (b"\tif (x) {\n\t\ty = 2;\n", True),  # two blocks open: closed for the check
+        (b"\tint y = 1 +;\n", False),
+        (b"\t} else {\n", False),  # closes the function's own block: no if before it
+        (b"\ty = foo(a,\n", None),  # inside parentheses: no judgement
+        (b"\treturn x\n", None),  # mid-statement
+        (b"#define A(x) (x\n", None),  # a directive: anything goes
+    ],
+)
+def test_c_guard_judges_at_statement_ends(body, ok):
+    guard = guard_for("c")
+    assert guard is not None
+    text = C_PREFIX + body
+    assert guard(text, False, rule_after("braces", "c", text)) is ok
+
+
+def test_c_guard_final_wants_a_whole_function():
+    guard = guard_for("c")
+    assert guard(C_PREFIX + b"\treturn x;\n}", True, None) is True
+    assert guard(C_PREFIX + b"\treturn x\n}", True, None) is False  # MISSING ;
+    assert guard(C_PREFIX + b"\treturn x;\n", True, None) is False  # MISSING }
+
+
+@pytest.mark.parametrize(
+    "body, ok",
+    [
+        (b"  local y = 1\n", True),
+        (b"  if x then\n    y = 2\n", True),  # two blocks open: closed for the check
+        (b"  local y = = 1\n", False),
+        (b"  y = foo(a,\n", None),  # goes on in the next line
+        (b"  local y = a and\n", None),
+    ],
+)
+def test_lua_guard_judges_complete_lines(body, ok):
+    guard = guard_for("lua")
+    assert guard is not None
+    text = b"local function f(x)\n" + body
+    assert guard(text, False, rule_after("lua_end", "lua", text)) is ok
+
+
+def test_lua_guard_final():
+    guard = guard_for("lua")
+    assert guard(b"local function f(x)\n  return 1\nend\n", True, None) is True
+    assert guard(b"local function a.b(x)\nend\n", True, None) is False
+
+
+def test_no_guard_for_other_languages():
+    assert guard_for("rust") is None and guard_for("shellscript") is None
+
+
+def sample(rt, guard, seed=0, max_chars=600, temperature=1.0):
+    return sample_function(
+        rt,
+        rt.start,
+        forced=b"def ",
+        stop_rule=lambda extra: make_stop_rule("indent", extra, "python"),
+        temperature=temperature,
+        seed=seed,
+        max_chars=max_chars,
+        should_stop=NEVER,
+        guard=guard,
+    )
+
+
+def test_a_guard_that_approves_everything_changes_nothing(trained):
+    for seed in range(4):
+        plain = sample(trained, None, seed)
+        approving = sample(trained, lambda text, final, rule: True, seed)
+        silent = sample(trained, lambda text, final, rule: True if final else None, seed)
+        assert plain == approving == silent
+
+
+def test_rejected_lines_are_sampled_again(trained):
+    def short_lines(text, final, rule):
+        return final or len(text.rstrip(b"\n").rsplit(b"\n", 1)[-1]) <= 24
+
+    plain_long = 0
+    for seed in range(6):
+        plain = sample(trained, None, seed).text.split(b"\n")
+        plain_long += any(len(line) > 24 for line in plain[:-1])
+        got = sample(trained, short_lines, seed)
+        lines = got.text.split(b"\n")
+        assert all(len(line) <= 24 for line in lines[:-1]), got.text  # the last may be cut
+    assert plain_long  # the model alone does write long lines: the guard did something
+
+
+def test_an_ending_the_guard_rejects_is_sampled_again(trained):
+    def three_lines(text, final, rule):
+        return not final or text.count(b"\n") >= 3
+
+    ended = 0
+    for seed in range(6):
+        got = sample(trained, three_lines, seed, max_chars=1500)
+        if got.reason == "end_of_function":
+            ended += 1
+            assert got.text.rstrip(b"\n").count(b"\n") >= 2, got.text
+    assert ended
+
+
+def test_an_impossible_guard_gives_up_and_sampling_goes_on(trained):
+    got = sample(trained, lambda text, final, rule: False, 0, max_chars=200)
+    assert got.reason in ("end_of_function", "length") and len(got.text) > len(b"def ")
+
+
+def test_the_python_guard_makes_functions_parse(trained):
+    import ast
+
+    rates = []
+    for guard in (None, python_guard):
+        valid = 0
+        for seed in range(12):
+            got = sample(trained, guard, seed, max_chars=800)
+            try:
+                ast.parse(got.text.decode("utf-8"))
+                valid += 1
+            except SyntaxError:
+                pass
+        rates.append(valid)
+    assert rates[1] > rates[0]
