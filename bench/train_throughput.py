@@ -6,16 +6,26 @@
 - charcode: the real `charcode train` command on the installed standard library, its own
   device choices (on CPU: one single-threaded process per core; on CUDA: cuDNN, bf16, fused AdamW)
 
-All three use the same batch and sequence length, measured in this one run; ratios are printed.
+All use the same batch and sequence length, measured in this one run; ratios are printed.
 On CUDA it also prints model FLOP utilisation against the device's bf16 dense peak.
 
-    python bench/train_throughput.py [--sizes small medium] [--seconds 20] [--device auto]
+On CPU it also measures a ceiling for data-parallel processes: one single-threaded
+plain loop per core, each on its share of the batch, all at once and exchanging
+nothing (no gradient all-reduce, no synchronisation). A trainer whose processes
+must agree on the weights cannot beat it.
+
+A shared machine's speed drifts by tens of percent from minute to minute, so every
+measurement is repeated --rounds times, interleaved, and the medians are printed.
+
+    python bench/train_throughput.py [--sizes small medium] [--seconds 20] [--rounds 3] [--device auto]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -115,12 +125,48 @@ def trainer_rate(
         return sum(steady) / len(steady)
 
 
+def ceiling_rate(size: str, batch: int, seq_len: int, seconds: float) -> float:
+    """Characters/s of one single-threaded plain loop per core, all at once, exchanging nothing."""
+    procs = max(1, min(os.cpu_count() or 1, batch))
+    cmd = [
+        sys.executable,
+        __file__,
+        "--_worker",
+        size,
+        str(batch // procs),
+        str(seq_len),
+        str(seconds),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    workers = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env) for _ in range(procs)
+    ]
+    return sum(float(w.communicate()[0].split()[-1]) for w in workers)
+
+
+def _worker(size: str, batch: str, seq_len: str, seconds: str) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    rate = loop_rate(
+        CharLSTM(ModelConfig.named(size)),
+        int(batch),
+        int(seq_len),
+        float(seconds),
+        torch.device("cpu"),
+    )
+    print(rate)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--_worker"]:
+        _worker(*sys.argv[2:6])
+        return
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--sizes", nargs="+", default=["small", "medium"], choices=list(SIZES))
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repeats; medians printed")
     ap.add_argument("--batch-size", type=int)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -141,28 +187,58 @@ def main() -> None:
     print(
         f"device: {name}; batch {batch} x seq {args.seq_len}; {args.seconds:.0f} s per measurement; torch {torch.__version__}"
     )
+    cpu = device.type == "cpu"
     print(
-        f"{'size':8} {'naive cell loop':>16} {'plain nn.LSTM':>14} {'plain bf16':>11} {'charcode':>12} {'vs naive':>9} {'vs plain':>9}  MFU"
+        f"{'size':8} {'naive cell loop':>16} {'plain nn.LSTM':>14} {'plain bf16':>11} {'charcode':>12}"
+        + (f" {'ceiling':>9}" if cpu else "")
+        + f" {'vs naive':>9} {'vs plain':>9}"
+        + ("  plain/ceiling ours/ceiling" if cpu else "  MFU")
     )
     for size in args.sizes:
         cfg = ModelConfig.named(size)
-        torch.manual_seed(0)
-        naive = (
-            float("nan")
-            if args.skip_naive
-            else loop_rate(NaiveCharRNN(cfg), batch, args.seq_len, args.seconds, device)
+        runs: dict[str, list[float]] = {
+            "naive": [],
+            "plain": [],
+            "bf16": [],
+            "ours": [],
+            "ceiling": [],
+        }
+        for _ in range(args.rounds):
+            torch.manual_seed(0)
+            if not args.skip_naive:
+                runs["naive"].append(
+                    loop_rate(NaiveCharRNN(cfg), batch, args.seq_len, args.seconds, device)
+                )
+            runs["plain"].append(
+                loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device)
+            )
+            runs["bf16"].append(
+                loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device, bf16=True)
+            )
+            runs["ours"].append(
+                trainer_rate(size, batch, args.seq_len, args.seconds, device.type, args.repo)
+            )
+            if cpu:
+                runs["ceiling"].append(ceiling_rate(size, batch, args.seq_len, args.seconds))
+        med = {k: statistics.median(v) if v else float("nan") for k, v in runs.items()}
+        ratios = [o / p for o, p in zip(runs["ours"], runs["plain"], strict=True)]
+        line = (
+            f"{size:8} {med['naive']:>16,.0f} {med['plain']:>14,.0f} {med['bf16']:>11,.0f} "
+            f"{med['ours']:>12,.0f}"
+            + (f" {med['ceiling']:>9,.0f}" if cpu else "")
+            + f" {med['ours'] / med['naive']:>8.2f}x {med['ours'] / med['plain']:>8.2f}x"
         )
-        plain = loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device)
-        bf16 = loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device, bf16=True)
-        ours = trainer_rate(size, batch, args.seq_len, args.seconds, device.type, args.repo)
-        mfu = ""
-        if device.type == "cuda":
+        if cpu:
+            line += (
+                f"  {med['plain'] / med['ceiling']:>13.2f} {med['ours'] / med['ceiling']:>12.2f}"
+            )
+        else:
             peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
             if peak:
-                mfu = f"{ours * flops_per_char(cfg) / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s"
+                line += f"  {med['ours'] * flops_per_char(cfg) / (peak * 1e12):.1%} of {peak:.0f} TFLOP/s"
+        print(line, flush=True)
         print(
-            f"{size:8} {naive:>16,.0f} {plain:>14,.0f} {bf16:>11,.0f} {ours:>12,.0f} {ours / naive:>8.2f}x {ours / plain:>8.2f}x  {mfu}",
-            flush=True,
+            f"{'':8} charcode/plain per round: {', '.join(f'{r:.2f}x' for r in ratios)}", flush=True
         )
 
 
