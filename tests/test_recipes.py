@@ -64,15 +64,24 @@ def test_recipes_are_well_formed():
             assert set(expect) == {"files", "bytes", "tree_sha256"}
             assert re.fullmatch(r"[0-9a-f]{64}", expect["tree_sha256"])
             assert 10_000_000 < expect["bytes"] < 60_000_000
-        # the train command is a charcode train command on the corpus, with the same split
-        argv = shlex.split(recipes.train_command(recipe, "/x/y"))
-        assert argv[:2] == ["charcode", "train"]
-        assert argv[argv.index("--language") + 1] == language
-        assert argv[argv.index("--repo") + 1] == "/x/y"
-        assert float(argv[argv.index("--val-fraction") + 1]) == recipe["val_fraction"]
+        # the train commands are charcode train commands on the corpus, with the same split;
+        # each later stage fine-tunes the one before it
         from charcode.training.cli import build_parser
 
-        build_parser().parse_args(argv[1:])  # charcode accepts it
+        stages = recipes.train_commands(recipe, "/x/y")
+        outputs = []
+        for command in stages:
+            argv = shlex.split(command)
+            assert argv[:2] == ["charcode", "train"]
+            assert argv[argv.index("--language") + 1] == language
+            assert argv[argv.index("--repo") + 1] == "/x/y"
+            assert float(argv[argv.index("--val-fraction") + 1]) == recipe["val_fraction"]
+            if outputs:
+                assert argv[argv.index("--init-from") + 1] == outputs[-1]
+            outputs.append(argv[argv.index("--output") + 1])
+            build_parser().parse_args(argv[1:])  # charcode accepts it
+        assert outputs[-1] == f"{language}.safetensors"
+        assert recipes.train_command(recipe, "/x/y") == " && ".join(stages)
 
 
 def test_the_kernel_recipe_leaves_out_generated_register_headers():

@@ -76,9 +76,16 @@ def get_recipe(language: str, doc: dict | None = None) -> dict:
         raise RecipeError(f"no corpus recipe for {language!r}; recipes exist for {known}") from None
 
 
+def train_commands(recipe: dict, corpus: Path | str) -> list[str]:
+    """The recipe's `charcode train` commands for a corpus folder, in order (later stages
+    fine-tune the earlier ones' output with --init-from)."""
+    stages = recipe["train"] if isinstance(recipe["train"], list) else [recipe["train"]]
+    return [s.replace("{corpus}", shlex.quote(str(corpus))) for s in stages]
+
+
 def train_command(recipe: dict, corpus: Path | str) -> str:
-    """The recipe's `charcode train` command for a corpus folder."""
-    return recipe["train"].replace("{corpus}", shlex.quote(str(corpus)))
+    """The train commands as one shell line."""
+    return " && ".join(train_commands(recipe, corpus))
 
 
 def deb_filename(pkg: dict) -> str:
