@@ -110,6 +110,8 @@ class Runtime:
             _, start = self.model(torch.tensor([[BOUNDARY]], device=self.device), zeros)
             self.start: State = (start[0].detach(), start[1].detach())
         self._cell = _NumpyCell(self) if self.device.type == "cpu" else None
+        if self._cell is not None:
+            single_threaded_blas()  # every user of the cell: server, eval, charcode hallucinate
 
     @property
     def state_bytes(self) -> int:
