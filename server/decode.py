@@ -242,7 +242,7 @@ def beam_words(
 @dataclass
 class Sampled:
     text: bytes  # the forced bytes and the sampled ones, cut where the function ends
-    reason: str  # "end_of_function", "length", "stopped"
+    reason: str  # "end_of_function", "length", "stopped", "declarations" (4 and no body)
 
 
 @dataclass
@@ -324,7 +324,7 @@ def sample_function(
                 whole = line_prefix + forced + bytes(out[: base + result.keep])
                 if guard is None or guard(whole, True, rule):
                     del out[base + result.keep :]
-                    reason = "end_of_function"
+                    reason = result.reason if result.reason == "end_of_function" else "declarations"
                     break
                 verdict = False  # an incomplete function: write the ending again
             else:
@@ -343,7 +343,7 @@ def sample_function(
             guard = None  # nothing the model writes fits here: go on as it likes
             if result is not None:
                 del out[base + result.keep :]
-                reason = "end_of_function"
+                reason = result.reason if result.reason == "end_of_function" else "declarations"
                 break
         if on_text is not None and sym == _NL:
             ready = bytes(out).rstrip()

@@ -438,7 +438,7 @@ def evaluate_hallucinate(
     syntax_check: bool = True,
 ) -> dict:
     """Hallucinate functions for seeds 0..seeds-1 and check their syntax."""
-    from .validity import Unavailable, checker
+    from .validity import Unavailable, Verdict, checker
 
     session = EvalSession(runtime, language)
     temperature = session.settings.temperature if temperature is None else temperature
@@ -463,6 +463,8 @@ def evaluate_hallucinate(
         result = hallucinate.sample(session, request, None, should_stop=_never)
         text = decode(result.text)
         verdict = judge.check(text) if judge is not None else None
+        if verdict is not None and result.reason == "declarations":
+            verdict = Verdict(False, "no function: only declarations")
         rows.append(
             {
                 "seed": seed,

@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from .cpu_parallel import WORKER_ENV
 from .languages import LANGUAGES, UnknownLanguage, get_language
 
 
@@ -293,11 +294,13 @@ def cmd_train(args) -> int:
     quiet_rank = not dist.is_main
     log = (lambda _m: None) if quiet_rank else (lambda m: print(m, file=sys.stderr, flush=True))
 
-    # Rank 0 builds (and caches) the corpus; the others then read the cache.
-    corpus = _build_corpus(args, language.id, log) if dist.is_main else None
+    # Rank 0 builds (and caches) the corpus; the others then read the cache. Under
+    # our own CPU launcher the launcher has already printed the corpus summary.
+    corpus_log = (lambda _m: None) if WORKER_ENV in os.environ else log
+    corpus = _build_corpus(args, language.id, corpus_log) if dist.is_main else None
     dist.barrier()
     if corpus is None:
-        corpus = _build_corpus(args, language.id, log)
+        corpus = _build_corpus(args, language.id, corpus_log)
     config = TrainConfig(
         language=language.id,
         output=output,
@@ -351,6 +354,8 @@ def cmd_train(args) -> int:
             f"{dist.world} process(es), batch {args.batch_size} x {args.seq_len}"
         )
         result = trainer.run()
+        if bar is not None:
+            bar.complete()
     except TrainingError as e:
         raise CliError(str(e)) from None
     finally:
@@ -378,8 +383,13 @@ class _ProgressBar:
 
     def update(self, p) -> None:
         if self.bar is None:
+            import threading
+
             from tqdm import tqdm
 
+            # One process draws the bar: a thread lock does, and unlike tqdm's default
+            # multiprocessing lock it leaves no semaphore behind in a DDP worker.
+            tqdm.set_lock(threading.RLock())
             fmt = "{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]"
             self.bar = tqdm(total=100, disable=self.disabled, file=sys.stderr, bar_format=fmt)
         self.bar.n = p.percent
@@ -388,6 +398,12 @@ class _ProgressBar:
             post["val"] = f"{p.val_bits_per_char:.3f}"
         self.bar.set_postfix(post, refresh=False)
         self.bar.refresh()
+
+    def complete(self) -> None:
+        # The last report comes before the final validation, so the bar would stop short.
+        if self.bar is not None:
+            self.bar.n = 100
+            self.bar.refresh()
 
     def close(self) -> None:
         if self.bar is not None:

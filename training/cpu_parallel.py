@@ -16,6 +16,9 @@ import signal
 import socket
 import sys
 
+# Set in the workers this module starts, so they know the launcher already set up.
+WORKER_ENV = "CHARCODE_CPU_WORKER"
+
 
 def available_cores() -> int:
     try:
@@ -50,6 +53,7 @@ def _worker(rank: int, world: int, port: int, argv: list[str]) -> None:
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+        **{WORKER_ENV: "1"},
     )  # fmt: skip
     import torch
 
@@ -57,8 +61,13 @@ def _worker(rank: int, world: int, port: int, argv: list[str]) -> None:
     from .cli import build_parser, run
 
     code = run(build_parser().parse_args(argv))
-    if code:
-        sys.exit(code)
+    # The checkpoint is saved and the process group destroyed by now. Leave without
+    # interpreter finalization: tearing down gloo's and DDP's C++ objects there has
+    # aborted a worker ("terminate called without an active exception") after a
+    # successful run, which made the whole command fail.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def launch(argv: list[str], processes: int) -> int:
