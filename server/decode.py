@@ -242,7 +242,10 @@ def beam_words(
 @dataclass
 class Sampled:
     text: bytes  # the forced bytes and the sampled ones, cut where the function ends
-    reason: str  # "end_of_function", "length", "stopped", "declarations" (4 and no body)
+    # "end_of_function"; "length" (the cap broke it off); "trimmed" (the cap was reached and
+    # the text cut back to its last line that ends a whole valid function); "stopped";
+    # "declarations" (4 declarations and no body)
+    reason: str
 
 
 @dataclass
@@ -256,6 +259,7 @@ class _Mark:
     rule: object
     restarts: int
     base: int
+    tries: int = 0  # times sampling went back here
 
 
 def sample_function(
@@ -278,19 +282,26 @@ def sample_function(
     ``forced`` is read first and is part of the text (a function's first
     word). ``stop_rule(prime_extra)`` makes a rule that has seen the line
     prefix plus ``prime_extra``; when the rule reports a declaration
-    (``int f(void);``) sampling goes on to the next function.
-    ``on_text`` receives the text as it grows, whole lines at a time, never
-    trailing whitespace a stop rule might still remove.
+    (``int f(void);``) sampling goes on to the next function (with no guard).
 
     With a ``guard`` (see guard.py) the text (``line_prefix`` + ``forced`` +
     sampled) is checked at the end of each line: when the guard says it
-    cannot become a valid function, or calls an ending incomplete, sampling
-    goes back to the last line end it approved and tries again, up to
-    ``retries`` times in a row (and while fewer than GUARD_BUDGET * max_chars
-    symbols were sampled in all); after that the guard is dropped and
-    sampling goes on unchecked.
+    cannot become a valid function, or calls an ending incomplete, or the
+    rule sees a declaration where the function should be, sampling goes back
+    to the last line end it approved and tries again. Each approved line end
+    is tried ``retries`` times; then sampling backs up to the one before it
+    (a depth-first search over lines), while fewer than GUARD_BUDGET *
+    max_chars symbols were sampled in all. When that runs out, the text is
+    cut back to its last line that ends a whole valid function ("trimmed"),
+    or, when there is none, the guard is dropped and sampling goes on
+    unchecked. At the length cap the text is cut back the same way.
+
+    ``on_text`` receives the text so far (``forced`` included) whenever it
+    changes at a line end: with a guard only the approved lines, so it can
+    also get shorter when sampling backs up or the text is cut back.
     """
     masks = masks_for(runtime)
+    checker = guard  # kept when the guard gives up, to cut the function back
     rng = np.random.Generator(np.random.PCG64(seed))
     if forced:
         state = runtime.read(state, forced)
@@ -298,10 +309,12 @@ def sample_function(
     rule = stop_rule(forced)
     out = bytearray()
     utf8 = AT_START
-    emitted = chars = restarts = tries = spent = 0
+    chars = restarts = spent = 0
     base = 0  # where the current rule's generated text starts in out
     reason = "length"
-    mark = _Mark(0, 0, state, logits, copy.deepcopy(rule), 0, 0) if guard else None
+    shown = b""  # what on_text was last given
+    # Line ends the guard approved, oldest first; sampling goes back to the newest.
+    marks = [_Mark(0, 0, state, logits, copy.deepcopy(rule), 0, 0)] if guard else []
     while chars < max_chars or utf8[0]:
         if should_stop():
             reason = "stopped"
@@ -327,40 +340,84 @@ def sample_function(
                     reason = result.reason if result.reason == "end_of_function" else "declarations"
                     break
                 verdict = False  # an incomplete function: write the ending again
+            elif guard is not None:
+                verdict = False  # a declaration, not the function asked for: write it again
             else:
                 restarts += 1  # a declaration: wait for the function after it
                 rule, base = stop_rule(forced + bytes(out)), len(out)
         elif sym == _NL and guard is not None:
             verdict = guard(line_prefix + forced + bytes(out), False, rule)
         if verdict is False:
-            if tries < retries and spent < GUARD_BUDGET * max_chars:
-                tries += 1
+            mark = _back_to(marks, retries) if spent < GUARD_BUDGET * max_chars else None
+            if mark is not None:
                 del out[mark.length :]
                 chars, state, logits = mark.chars, mark.state, mark.logits
                 rule, restarts, base = copy.deepcopy(mark.rule), mark.restarts, mark.base
                 utf8 = AT_START
                 continue
-            guard = None  # nothing the model writes fits here: go on as it likes
-            if result is not None:
+            # Nothing the model writes fits here. Keep the longest whole function it
+            # wrote, if any; otherwise go on without the guard.
+            cut = _last_complete_line(out, base, line_prefix + forced, checker)
+            if cut < len(out):
+                del out[cut:]
+                reason, utf8 = "trimmed", AT_START
+                break
+            guard, marks = None, []
+            if result is not None and (result.reason == "end_of_function" or restarts >= 3):
                 del out[base + result.keep :]
                 reason = result.reason if result.reason == "end_of_function" else "declarations"
                 break
+            if result is not None:
+                restarts += 1
+                rule, base = stop_rule(forced + bytes(out)), len(out)
         if on_text is not None and sym == _NL:
-            ready = bytes(out).rstrip()
-            if len(ready) > emitted:
-                on_text(forced + ready if emitted == 0 else ready[emitted:])
-                emitted = len(ready)
+            # With a guard only what it approved is shown: the rest may be sampled again.
+            ready = forced + bytes(out[: marks[-1].length] if marks else out).rstrip()
+            if ready != shown:
+                on_text(ready)
+                shown = ready
         logits, state = runtime.step([sym], state)
         logits = logits[0]
         if verdict and guard is not None:
-            tries = 0
-            mark = _Mark(len(out), chars, state, logits, copy.deepcopy(rule), restarts, base)
+            marks.append(_Mark(len(out), chars, state, logits, copy.deepcopy(rule), restarts, base))
+    if reason == "length" and checker is not None:
+        cut = _last_complete_line(out, base, line_prefix + forced, checker)
+        if cut < len(out):
+            del out[cut:]
+            reason, utf8 = "trimmed", AT_START
     text = bytes(out)
     if utf8[0]:  # stopped inside a character
         text = text[: len(text) - _partial_length(text)]
-    if on_text is not None and (len(text) > emitted or (emitted == 0 and forced)):
-        on_text(forced + text if emitted == 0 else text[emitted:])
+    if on_text is not None and forced + text != shown:
+        on_text(forced + text)
     return Sampled(forced + text, reason)
+
+
+def _back_to(marks: list[_Mark], retries: int) -> _Mark | None:
+    """The approved line end to sample again from: the newest with tries left (each
+    line end gets ``retries``), dropping those that have none; None when none has."""
+    while marks:
+        mark = marks[-1]
+        if mark.tries < retries:
+            mark.tries += 1
+            return mark
+        if len(marks) == 1:
+            return None
+        marks.pop()
+    return None
+
+
+def _last_complete_line(out: bytearray, base: int, head: bytes, checker) -> int:
+    """Where to cut a function the length cap stopped: the last line end after which
+    ``head + out`` is a whole valid function, or the end when there is none.
+
+    The user gets a shorter function that compiles rather than one broken off
+    mid-statement; only text the model wrote is kept, nothing is added."""
+    pos = len(out)
+    while (pos := out.rfind(b"\n", base, pos)) > base:
+        if checker(head + bytes(out[:pos]), True, None):
+            return pos
+    return len(out)
 
 
 def _partial_length(text: bytes) -> int:

@@ -38,6 +38,11 @@ def guard_for(language: str) -> Guard | None:
     return make() if make is not None else None
 
 
+def _mode_name(rule: object) -> str:
+    """The stop rule's scanner state ("_code", "_triple", ...), "" without a rule."""
+    return getattr(getattr(rule, "mode", None), "__name__", "")
+
+
 # ---------------------------------------------------------------- Python
 
 
@@ -50,9 +55,25 @@ def _python_source(text: bytes) -> str | None:
     return "if 1:\n" + src if src[:1] in (" ", "\t") else src
 
 
+# A docstring (or any triple-quoted string) of more lines is sent back: at T=1 the model
+# can write prose for thousands of characters and never close it. Stdlib docstrings of
+# functions are rarely longer; the line is sampled again until the string closes.
+MAX_STRING_LINES = 12
+
+
+def _open_string_lines(text: bytes, rule: object) -> int:
+    """Lines of the triple-quoted string the stop rule is inside (0 when outside)."""
+    if _mode_name(rule) != "_triple":
+        return 0
+    opener = bytes([rule.quote]) * 3
+    return text[text.rfind(opener) :].count(b"\n")
+
+
 def python_guard(text: bytes, final: bool, rule: object = None) -> bool:
     src = _python_source(text)
     if src is None:
+        return False
+    if not final and _open_string_lines(text, rule) > MAX_STRING_LINES:
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. invalid escape sequences: valid syntax
@@ -94,8 +115,7 @@ def _last_code_byte(text: bytes) -> int:
 
 
 def _in_code(rule: object) -> bool:
-    mode = getattr(rule, "mode", None)
-    return mode is not None and getattr(mode, "__name__", "") == "_code"
+    return _mode_name(rule) == "_code"
 
 
 def _make_c_guard() -> Guard | None:

@@ -16,6 +16,7 @@ function; without a seed each call differs.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import re
 from dataclasses import dataclass
@@ -51,25 +52,32 @@ class Request:
 async def hallucinate_function(ls, *args) -> dict:
     req = _parse(ls, args)
     loop = asyncio.get_running_loop()
-    pieces: asyncio.Queue[str | None] = asyncio.Queue()
+    versions: asyncio.Queue[str | None] = asyncio.Queue()
     streaming = _can_apply(ls)
 
-    def on_text(chunk: bytes) -> None:  # inference thread
-        loop.call_soon_threadsafe(pieces.put_nowait, _with_eol(decode(chunk), req.eol))
+    def on_text(text: bytes) -> None:  # inference thread: the function so far
+        loop.call_soon_threadsafe(versions.put_nowait, _with_eol(decode(text), req.eol))
 
     job = asyncio.ensure_future(
         ls.runner.run(None, sample, ls, req, on_text if streaming else None, count=False)
     )
-    job.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, None))
+    job.add_done_callback(lambda _: loop.call_soon_threadsafe(versions.put_nowait, None))
     msg_id = ls.protocol.msg_id
     unhook = ls.protocol.on_cancel(msg_id, job.cancel) if msg_id is not None else (lambda: None)
     inserted = ""
     try:
-        while streaming and (piece := await pieces.get()) is not None:
-            if piece and not await _apply(ls, req.cursor, inserted, piece):
+        done = not streaming
+        while not done:
+            text, done = await versions.get(), False
+            while text is not None and not versions.empty():
+                newer = versions.get_nowait()  # the editor is slower: show only the latest
+                text, done = (text, True) if newer is None else (newer, False)
+            if text is None:
+                break
+            if text != inserted and not await _replace_tail(ls, req.cursor, inserted, text):
                 job.cancel()  # the client refused the edit: stop sampling
                 break
-            inserted += piece
+            inserted = text
         result: Sampled | None = await job
     finally:
         unhook()
@@ -77,7 +85,11 @@ async def hallucinate_function(ls, *args) -> dict:
     if result is None:
         return {"text": inserted}
     text = _with_eol(decode(result.text), req.eol)
-    return {"text": text if not streaming else inserted}
+    if not streaming:
+        return {"text": text}
+    if text != inserted and await _replace_tail(ls, req.cursor, inserted, text):
+        return {"text": text}
+    return {"text": inserted}
 
 
 def _parse(ls, args: tuple) -> Request:
@@ -163,11 +175,17 @@ def end_position(start: types.Position, text: str, encoding: str) -> types.Posit
     return types.Position(line=start.line + len(lines) - 1, character=units(lines[-1], encoding))
 
 
-async def _apply(ls, cursor: Cursor, inserted: str, piece: str) -> bool:
-    at = end_position(cursor.position, inserted, ls.encoding)
-    edit = types.WorkspaceEdit(
-        changes={cursor.uri: [types.TextEdit(range=types.Range(start=at, end=at), new_text=piece)]}
-    )
+async def _replace_tail(ls, cursor: Cursor, inserted: str, text: str) -> bool:
+    """Make the text inserted so far into `text` with one edit (mostly an append;
+    a replacement when sampling backed up or cut the function back)."""
+    same = len(os.path.commonprefix([inserted, text]))
+    start = end_position(cursor.position, inserted[:same], ls.encoding)
+    end = end_position(cursor.position, inserted, ls.encoding)
+    return await _edit(ls, cursor.uri, types.Range(start=start, end=end), text[same:])
+
+
+async def _edit(ls, uri: str, where: types.Range, new_text: str) -> bool:
+    edit = types.WorkspaceEdit(changes={uri: [types.TextEdit(range=where, new_text=new_text)]})
     params = types.ApplyWorkspaceEditParams(edit=edit, label="charcode: hallucinate a function")
     try:
         result = await asyncio.wait_for(ls.workspace_apply_edit_async(params), APPLY_TIMEOUT_S)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -130,13 +132,17 @@ def test_sampling_ends_with_the_function(trained):
             assert cut_function("indent", b"def ", got.text + b"x") is not None
 
 
-def test_streamed_pieces_add_up_to_the_text(trained, noisy):
+def test_the_text_so_far_grows_line_by_line_to_the_result(trained, noisy):
     for rt in (trained, noisy):
-        pieces = []
-        got = sample(rt, 3, on_text=pieces.append, temperature=1.0)
-        assert b"".join(pieces) == got.text
-        for p in pieces:
-            p.decode("utf-8")
+        versions = []
+        got = sample(rt, 3, on_text=versions.append, temperature=1.0)
+        assert versions[-1] == got.text
+        assert len(versions) >= 2 or b"\n" not in got.text.rstrip()
+        for older, newer in itertools.pairwise(versions):
+            assert newer.startswith(older)  # no guard: nothing is taken back
+        for v in versions[:-1]:
+            v.decode("utf-8")
+            assert v == v.rstrip()  # never whitespace a stop rule may still remove
 
 
 def test_forced_text_is_part_of_the_result(trained):
@@ -154,7 +160,7 @@ def test_forced_text_is_part_of_the_result(trained):
         on_text=pieces.append,
     )
     assert got.text.startswith(b"def ")
-    assert b"".join(pieces) == got.text
+    assert pieces[-1] == got.text
 
 
 def test_a_greedy_path_read_from_further_on_is_the_same_text(trained):

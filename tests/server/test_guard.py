@@ -113,12 +113,20 @@ def sample(rt, guard, seed=0, max_chars=600, temperature=1.0):
     )
 
 
-def test_a_guard_that_approves_everything_changes_nothing(trained):
+def test_a_guard_that_approves_everything_changes_only_the_cut_at_the_cap(trained):
+    trimmed = 0
     for seed in range(4):
         plain = sample(trained, None, seed)
         approving = sample(trained, lambda text, final, rule: True, seed)
         silent = sample(trained, lambda text, final, rule: True if final else None, seed)
-        assert plain == approving == silent
+        assert approving == silent
+        if plain.reason == "length":  # every line end "ends a function": cut at the last one
+            trimmed += 1
+            assert approving.reason == "trimmed"
+            assert approving.text == plain.text[: plain.text.rindex(b"\n")]
+        else:
+            assert approving == plain
+    assert 0 < trimmed < 4  # both cases were seen
 
 
 def test_rejected_lines_are_sampled_again(trained):
@@ -168,3 +176,20 @@ def test_the_python_guard_makes_functions_parse(trained):
                 pass
         rates.append(valid)
     assert rates[1] > rates[0]
+
+
+def test_a_docstring_longer_than_the_limit_is_sent_back():
+    from charcode.server.guard import MAX_STRING_LINES
+
+    def judge(lines: int) -> bool:
+        text = b'def f(x):\n    """Doc.\n' + b"    more words\n" * lines
+        rule = make_stop_rule("indent", b"", "python")
+        rule.feed(text)
+        return python_guard(text, False, rule)
+
+    assert judge(MAX_STRING_LINES - 1) is True
+    assert judge(MAX_STRING_LINES + 1) is False
+    closed = b'def f(x):\n    """Doc.\n' + b"    w\n" * 30 + b'    """\n    return x\n'
+    rule = make_stop_rule("indent", b"", "python")
+    rule.feed(closed)
+    assert python_guard(closed, False, rule) is True  # a long docstring already closed is fine

@@ -93,3 +93,34 @@ async def test_past_the_end_is_clamped(session):
     editor.open(uri, PRIME)
     got = await hallucinate(editor, uri, 500, 80, seed=1, maxChars=200)
     assert editor.texts[uri] == PRIME + got["text"]
+
+
+async def test_a_function_cut_back_at_the_cap_is_taken_back_in_the_document(tmp_path):
+    # At the length cap the function is cut back to its last line that ends a whole
+    # function; lines already streamed past it are removed with one more edit. Seed 1 at
+    # 300 characters does that with the bundled Python model (a tiny model's functions
+    # are never whole).
+    from charcode.training.registry import bundled_models_dir
+
+    ws = make_workspace(tmp_path / "ws", bundled_models_dir() / "python.safetensors")
+    editor, _ = await start_editor(ws, tmp_path, env=server_env(tmp_path, CHARCODE_DEBUG="1"))
+    try:
+        uri = (ws / "cap.py").as_uri()
+        editor.open(uri, PRIME)
+        editor.applied.clear()
+        got = await hallucinate(editor, uri, 8, 0, seed=1, maxChars=300, temperature=1.0)
+        streamed = "".join(e.edit.changes[uri][0].new_text for e in editor.applied[:-1])
+        assert len(streamed) > len(got["text"]) and streamed.startswith(got["text"])
+        last = editor.applied[-1].edit.changes[uri][0]
+        assert last.range.start != last.range.end and last.new_text == ""
+        assert editor.texts[uri] == PRIME + got["text"]
+        server = await editor.command("charcode.debugDocument", {"uri": uri})
+        assert server["text"] == editor.texts[uri]
+        import ast
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. an invalid escape in a string: still valid
+            ast.parse(got["text"])
+    finally:
+        await stop_editor(editor)

@@ -47,7 +47,7 @@ export async function openFile(page: Page, name: string): Promise<void> {
   await waitFor(`${name} in the Explorer`, () => row.isVisible(), 60_000);
   await row.dblclick();
   const tab = page.locator(".tabs-container .tab.active", { hasText: name });
-  await waitFor(`the editor tab of ${name}`, () => tab.isVisible(), 20_000);
+  await waitFor(`the editor tab of ${name}`, () => tab.isVisible(), 60_000);
   const editor = page.locator(".editor-instance .monaco-editor");
   await waitFor(
     `the editor of ${name} to have focus`,
@@ -55,10 +55,11 @@ export async function openFile(page: Page, name: string): Promise<void> {
       if (await page.locator(".editor-instance .monaco-editor.focused").isVisible()) {
         return true;
       }
-      await editor.locator(".view-lines").first().click({ position: { x: 5, y: 5 } });
+      // A short click timeout keeps probing while a loaded machine still renders the editor.
+      await editor.locator(".view-lines").first().click({ position: { x: 5, y: 5 }, timeout: 5_000 });
       return false;
     },
-    20_000,
+    60_000,
   );
 }
 
