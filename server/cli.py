@@ -1,7 +1,8 @@
-"""The `charcode` console script: the training commands plus `serve`.
+"""The `charcode` console script: the training commands plus `serve` and `hallucinate`.
 
-It lives in charcode.server because `serve` needs the server, and the
-training package never imports the server.
+It lives in charcode.server because `serve`, `hallucinate` and `eval --task
+keystrokes|hallucinate` need the server's code, and the training package never
+imports the server.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ import sys
 
 from charcode.training import cli as training_cli
 
+from . import hallucinate_command
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = training_cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
+    hallucinate_command.add_parser(sub)
     serve = sub.add_parser(
         "serve", help="run the language server on stdio (or --tcp HOST:PORT)", add_help=False
     )

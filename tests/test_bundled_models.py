@@ -7,8 +7,8 @@ import torch
 from safetensors.torch import load_file
 
 from charcode.server.cli import main
+from charcode.server.hallucinate_command import hallucinate
 from charcode.training.checkpoint import load_checkpoint, read_metadata
-from charcode.training.cli import hallucinate
 from charcode.training.languages import get_language
 from charcode.training.registry import bundled_models_dir, find_model
 
@@ -48,7 +48,7 @@ def test_bundled_model_hallucinates_deterministically(language):
 
 # A seed whose function is valid for each shipped model (from `charcode eval --task
 # hallucinate --model training/models/L.safetensors --json`; retraining changes them).
-VALID_SEEDS = {"python": 12, "c": 11, "lua": 3}
+VALID_SEEDS = {"python": 12, "c": 12, "lua": 3}
 
 
 def _judge(language: str, text: str) -> bool:

@@ -113,33 +113,6 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_sample)
 
-    h = sub.add_parser(
-        "hallucinate", help="write whole functions, stopping where each function ends"
-    )
-    _model_args(h)
-    h.add_argument(
-        "--prime", help="start of the function (default: the language's usual function start)"
-    )
-    h.add_argument(
-        "--temperature", type=float, default=1.0, help="sampling temperature (default 1.0)"
-    )
-    h.add_argument("--seed", type=int, default=0)
-    h.add_argument(
-        "--no-syntax-check",
-        dest="syntax_check",
-        action="store_false",
-        help="sample without the language's syntax guard (the model alone)",
-    )
-    h.add_argument(
-        "--count",
-        type=_positive_int,
-        default=1,
-        help="functions to write (seeds seed, seed+1, ...)",
-    )
-    h.add_argument("--max-chars", type=_positive_int, default=3000)
-    h.add_argument("--json", action="store_true")
-    h.set_defaults(func=cmd_hallucinate)
-
     e = sub.add_parser(
         "eval",
         help="measure a model: bits per character, keystrokes saved, valid hallucinated functions",
@@ -417,74 +390,6 @@ def cmd_sample(args) -> int:
     prime = args.prime.encode("utf-8")
     text = sample(ckpt.model, prime, args.length, args.temperature, args.seed)
     sys.stdout.write((prime + text).decode("utf-8", "replace") + "\n")
-    return 0
-
-
-def hallucinate(
-    ckpt,
-    language_id: str,
-    prime: str | None,
-    temperature: float,
-    seed: int,
-    max_chars: int,
-    syntax_check: bool = True,
-) -> dict:
-    """One function: the prime plus sampled text, cut by the language's stop rule.
-
-    The same sampler as the server's charcode.hallucinateFunction, from the start
-    of a document, with the language's syntax guard unless syntax_check is False.
-    """
-    from charcode.server.decode import sample_function
-    from charcode.server.guard import guard_for
-    from charcode.server.runtime import Runtime
-
-    from .stoprules import make_stop_rule
-
-    language = get_language(language_id)
-    head = (prime if prime is not None else language.function_prime).encode("utf-8")
-    runtime = getattr(ckpt, "_runtime", None)
-    if runtime is None:
-        runtime = ckpt._runtime = Runtime(ckpt.model, next(ckpt.model.parameters()).device)
-    sampled = sample_function(
-        runtime,
-        runtime.start,
-        forced=head,
-        stop_rule=lambda extra: make_stop_rule(language.stop_rule, extra, language.id),
-        temperature=temperature,
-        seed=seed,
-        max_chars=max_chars,
-        should_stop=lambda: False,
-        guard=guard_for(language.id) if syntax_check else None,
-    )
-    full = sampled.text.decode("utf-8", "replace")
-    return {"seed": seed, "text": full, "stopped": sampled.reason, "chars": len(full)}
-
-
-def cmd_hallucinate(args) -> int:
-    ckpt = _resolve_model(args)
-    language_id = args.language or ckpt.language
-    if not language_id:
-        raise CliError(f"{args.model} does not say its language; pass --language")
-    get_language(language_id)
-    results = [
-        hallucinate(
-            ckpt,
-            language_id,
-            args.prime,
-            args.temperature,
-            args.seed + i,
-            args.max_chars,
-            args.syntax_check,
-        )
-        for i in range(args.count)
-    ]
-    if args.json:
-        print(json.dumps(results if args.count > 1 else results[0], ensure_ascii=False, indent=1))
-    else:
-        for r in results:
-            print(r["text"].rstrip("\n"))
-            if args.count > 1:
-                print()
     return 0
 
 
