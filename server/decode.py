@@ -21,7 +21,8 @@ from .runtime import Runtime, State
 
 NEG = -np.inf
 _NL, _CR = 10, 13
-GUARD_RETRIES = 64  # attempts from one approved line end before the guard gives up
+GUARD_RETRIES = 8  # attempts from one approved line end before sampling backs up past it
+UNJUDGED_LINES = 16  # lines in a row the guard cannot judge (None) before they are sampled again
 GUARD_BUDGET = 8  # the guard gives up once this many times max_chars symbols were sampled
 Utf8 = tuple[int, int, int]  # (continuation bytes still due, lowest and highest allowed next byte)
 AT_START: Utf8 = (0, 0, 0)
@@ -288,10 +289,14 @@ def sample_function(
     sampled) is checked at the end of each line: when the guard says it
     cannot become a valid function, or calls an ending incomplete, or the
     rule sees a declaration where the function should be, sampling goes back
-    to the last line end it approved and tries again. Each approved line end
-    is tried ``retries`` times; then sampling backs up to the one before it
-    (a depth-first search over lines), while fewer than GUARD_BUDGET *
-    max_chars symbols were sampled in all. When that runs out, the text is
+    to the last line end it approved and tries again; so does a run of more
+    than UNJUDGED_LINES lines the guard could not judge (None: a header gone
+    wrong in C). Each approved line end is tried ``retries`` times; then
+    sampling backs up to the one before it (a depth-first search over lines;
+    past every line end inside the same open bracket, which the guard
+    approved only as an unfinished prefix; the start is tried again and
+    again), while fewer than GUARD_BUDGET * max_chars symbols were sampled
+    in all. When that runs out, the text is
     cut back to its last line that ends a whole valid function ("trimmed"),
     or, when there is none, the guard is dropped and sampling goes on
     unchecked. At the length cap the text is cut back the same way.
@@ -320,12 +325,7 @@ def sample_function(
             reason = "stopped"
             break
         scores = (logits + masks.for_state(utf8)).astype(np.float64)
-        if temperature <= 0:
-            sym = int(np.argmax(scores))
-        else:
-            p = np.exp((scores - scores.max()) / temperature)
-            cdf = np.cumsum(p)
-            sym = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
+        sym = _draw(scores, temperature, rng)
         out.append(sym)
         chars += not utf8[0]
         spent += 1
@@ -347,6 +347,8 @@ def sample_function(
                 rule, base = stop_rule(forced + bytes(out)), len(out)
         elif sym == _NL and guard is not None:
             verdict = guard(line_prefix + forced + bytes(out), False, rule)
+            if verdict is None and out.count(b"\n", marks[-1].length) > UNJUDGED_LINES:
+                verdict = False  # lost where the guard cannot follow (a header gone wrong)
         if verdict is False:
             mark = _back_to(marks, retries) if spent < GUARD_BUDGET * max_chars else None
             if mark is not None:
@@ -393,17 +395,28 @@ def sample_function(
     return Sampled(forced + text, reason)
 
 
+def _draw(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """A symbol from masked scores: the best at temperature 0, else sampled."""
+    if temperature <= 0:
+        return int(np.argmax(scores))
+    p = np.exp((scores - scores.max()) / temperature)
+    cdf = np.cumsum(p)
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
+
+
 def _back_to(marks: list[_Mark], retries: int) -> _Mark | None:
     """The approved line end to sample again from: the newest with tries left (each
     line end gets ``retries``), dropping those that have none; None when none has."""
     while marks:
         mark = marks[-1]
-        if mark.tries < retries:
+        if mark.tries < retries or len(marks) == 1:  # the start is tried while budget lasts
             mark.tries += 1
             return mark
-        if len(marks) == 1:
-            return None
         marks.pop()
+        # Inside an open bracket, go back to where it opened: the lines before were
+        # approved only as an unfinished prefix.
+        while len(marks) > 1 and getattr(marks[-1].rule, "brackets", 0):
+            marks.pop()
     return None
 
 

@@ -69,11 +69,28 @@ def _open_string_lines(text: bytes, rule: object) -> int:
     return text[text.rfind(opener) :].count(b"\n")
 
 
+# Likewise a bracket left open for more lines (a header's parameters, a call's
+# arguments): inside one everything is an incomplete but valid prefix, and the model
+# can wander there, never closing it, until the length cap.
+MAX_BRACKET_LINES = 16
+
+
+def _open_bracket_lines(text: bytes, rule: object) -> int:
+    """Lines of the logical line the stop rule is in, when a bracket is open in it."""
+    if not getattr(rule, "brackets", 0):
+        return 0
+    start = len(text) - (rule.pos - rule.line)  # the rule counts from its own prime
+    return text[max(0, start) :].count(b"\n")
+
+
 def python_guard(text: bytes, final: bool, rule: object = None) -> bool:
     src = _python_source(text)
     if src is None:
         return False
-    if not final and _open_string_lines(text, rule) > MAX_STRING_LINES:
+    if not final and (
+        _open_string_lines(text, rule) > MAX_STRING_LINES
+        or _open_bracket_lines(text, rule) > MAX_BRACKET_LINES
+    ):
         return False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. invalid escape sequences: valid syntax
