@@ -4,13 +4,15 @@
 - plain: a straightforward fp32 nn.LSTM training loop (one process, default threads),
   and the same loop under bf16 autocast
 - charcode: the real `charcode train` command on the installed standard library, its own
-  device choices (on CPU: one single-threaded process per core; on CUDA: cuDNN, bf16, fused AdamW)
+  device choices (on CPU: one single-threaded process per core, bf16 autocast where the CPU
+  has native bf16 (AVX512-BF16, AMX), else fp32; on CUDA: cuDNN, bf16, fused AdamW)
 
 All use the same batch and sequence length, measured in this one run; ratios are printed.
 On CUDA it also prints model FLOP utilisation against the device's bf16 dense peak.
 
 On CPU it also measures a ceiling for data-parallel processes: one single-threaded
-plain loop per core, each on its share of the batch, all at once and exchanging
+plain loop per core, each on its share of the batch, in the trainer's precision
+(bf16 autocast on a CPU with native bf16, else fp32), all at once and exchanging
 nothing (no gradient all-reduce, no synchronisation). A trainer whose processes
 must agree on the weights cannot beat it.
 
@@ -39,6 +41,7 @@ from torch.nn import functional as F
 
 from charcode.training.model import SIZES, CharLSTM, ModelConfig
 from charcode.training.symbols import VOCAB_SIZE
+from charcode.training.trainer import pick_precision
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
 
@@ -153,8 +156,14 @@ def _worker(size: str, batch: str, seq_len: str, seconds: str) -> None:
         int(seq_len),
         float(seconds),
         torch.device("cpu"),
+        bf16=_trainer_uses_bf16(torch.device("cpu")),
     )
     print(rate)
+
+
+def _trainer_uses_bf16(device: torch.device) -> bool:
+    """The trainer's own choice (--precision auto) on this device."""
+    return pick_precision("auto", device) == torch.bfloat16
 
 
 def main() -> None:
@@ -186,6 +195,9 @@ def main() -> None:
     )
     print(
         f"device: {name}; batch {batch} x seq {args.seq_len}; {args.seconds:.0f} s per measurement; torch {torch.__version__}"
+    )
+    print(
+        f"charcode's precision here (--precision auto): {'bf16' if _trainer_uses_bf16(device) else 'fp32'}"
     )
     cpu = device.type == "cpu"
     print(

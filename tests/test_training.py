@@ -331,6 +331,7 @@ def test_torchrun_two_processes_match_one_process(python_repo, cache_dir, tmp_pa
 
     Tolerance: 1e-4 bits/char at every step (float32 reductions in another order)."""
     common = ["--layers", "2", "--dropout", "0", "--steps", "6", "--eval-every", "1"]
+    common += ["--precision", "fp32"]  # the claim is about DDP, on any CPU; bf16 is tested apart
     single = tmp_path / "single" / "m.safetensors"
     assert main([*train_args(python_repo, single, cache_dir, *common), "--cpu-procs", "1"]) == 0
     ddp = tmp_path / "ddp" / "m.safetensors"
@@ -346,6 +347,40 @@ def test_torchrun_two_processes_match_one_process(python_repo, cache_dir, tmp_pa
     assert len(a) == len(b) == 7  # six steps and the final evaluation
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-4, (a, b)
     assert a[-1] < a[0]
+
+
+def test_precision_choice():
+    from charcode.training.trainer import TrainingError, cpu_has_native_bf16, pick_precision
+
+    cpu = torch.device("cpu")
+    assert pick_precision("fp32", cpu) is None
+    assert pick_precision("bf16", cpu) == torch.bfloat16
+    auto = pick_precision("auto", cpu)
+    assert auto == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert pick_precision("auto", torch.device("cuda")) == torch.bfloat16
+    with pytest.raises(TrainingError, match="unknown precision"):
+        pick_precision("fp8", cpu)
+
+
+def test_bf16_training_learns_like_fp32_and_resumes_in_bf16(python_repo, cache_dir, tmp_path):
+    """bf16 autocast on CPU (the trainer's choice where the CPU has native bf16) follows the
+    fp32 run closely and is recorded; --resume keeps the run's precision."""
+    common = ["--steps", "20", "--eval-every", "10", "--cpu-procs", "1"]
+    curves = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision / "m.safetensors"
+        args = train_args(python_repo, out, cache_dir, *common, "--precision", precision)
+        assert main(args) == 0
+        assert read_metadata(out)["training"]["precision"] == precision
+        curves[precision] = _val_curve(out)
+    fp32, bf16 = curves["fp32"], curves["bf16"]
+    assert bf16[-1] < bf16[0]  # it learns
+    assert abs(bf16[-1] - fp32[-1]) < 0.1, (fp32, bf16)
+    out = tmp_path / "bf16" / "m.safetensors"
+    more = train_args(python_repo, out, cache_dir, "--steps", "25", "--cpu-procs", "1")
+    assert main([*more, "--resume"]) == 0  # --precision auto: the run's own, bf16
+    assert read_metadata(last_path(out))["training"]["precision"] == "bf16"
+    assert read_metadata(last_path(out))["training"]["steps"] == 25
 
 
 @pytest.fixture

@@ -64,6 +64,12 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="bf16 autocast or fp32; auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX)",
+    )
+    t.add_argument(
         "--cpu-procs",
         type=_positive_int,
         help="on CPU, data-parallel processes of one thread each (default: one per core)",
@@ -288,6 +294,7 @@ def cmd_train(args) -> int:
         lr=args.lr,
         seed=args.seed,
         device=args.device,
+        precision=args.precision,
         eval_every=args.eval_every,
         val_chars=args.val_chars,
         resume=args.resume,
@@ -323,7 +330,8 @@ def cmd_train(args) -> int:
         )
         log(
             f"model {trainer.model.config.layers}x{trainer.model.config.hidden} "
-            f"({trainer.model.num_parameters():,} parameters) on {trainer.device}, "
+            f"({trainer.model.num_parameters():,} parameters) on {trainer.device} "
+            f"({trainer.precision_name}), "
             f"{dist.world} process(es), batch {args.batch_size} x {args.seq_len}"
         )
         result = trainer.run()

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -52,6 +53,7 @@ class TrainConfig:
     warmup: int = 100
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"  # auto | fp32 | bf16 (autocast); see pick_precision
     eval_every: int = 0  # steps; 0: about ten evaluations over the budget
     val_chars: int = 300_000
     resume: bool = False
@@ -88,6 +90,32 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX), where bf16
+    autocast trains faster than fp32. Elsewhere oneDNN emulates it, and it is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+        supported = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    except (OSError, AttributeError, RuntimeError):
+        return False
+    return bool(supported) and re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype (None: fp32). auto: bf16 on CUDA and on CPUs with native bf16,
+    measured faster there (bench/train_throughput.py) at the same loss; fp32 elsewhere."""
+    if name not in PRECISIONS:
+        raise TrainingError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
+    if name == "fp32":
+        return None
+    if name == "bf16" or device.type == "cuda" or cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 class Distributed:
@@ -229,7 +257,7 @@ class Trainer:
             betas=(0.9, 0.99),
             fused=self.device.type == "cuda",
         )
-        self.autocast_dtype = torch.bfloat16 if self.device.type == "cuda" else None
+        self.autocast_dtype = pick_precision(config.precision, self.device)
         self.step = 0
         self.elapsed = 0.0  # training seconds, carried across resumes
         self.chars_seen = 0
@@ -276,6 +304,9 @@ class Trainer:
             )
         self.model.load_state_dict(ckpt.model.state_dict())
         st = load_resume_state(state_path(path))
+        if self.cfg.precision == "auto" and st.get("precision") in PRECISIONS:
+            # continue exactly: the run's own precision, even on another machine
+            self.autocast_dtype = pick_precision(st["precision"], self.device)
         self.optimizer.load_state_dict(st["optimizer"])
         self.step = int(st["step"])
         self.elapsed = float(st["elapsed"])
@@ -293,6 +324,10 @@ class Trainer:
         if per_rank is not None and len(per_rank) == self.dist.world:
             torch.set_rng_state(per_rank[self.dist.rank])
         self.log(f"resumed at step {self.step:,} ({self.chars_seen:,} characters seen)")
+
+    @property
+    def precision_name(self) -> str:
+        return "bf16" if self.autocast_dtype == torch.bfloat16 else "fp32"
 
     # -- budget ------------------------------------------------------------
 
@@ -328,6 +363,7 @@ class Trainer:
                 "device": torch.cuda.get_device_name(self.device)
                 if self.device.type == "cuda"
                 else "cpu",
+                "precision": self.precision_name,
                 "processes": self.dist.world,
                 "seconds": round(self.elapsed, 1),
                 "batch_size": self.cfg.batch_size,
@@ -363,6 +399,7 @@ class Trainer:
             "best_val": self.best_val,
             "started": self.started,
             "rng": _rng_state(),
+            "precision": self.precision_name,
             "lstm_state": lstm_state,
             "torch_rng_per_rank": rng_per_rank,
         }
