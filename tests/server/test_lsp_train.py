@@ -150,7 +150,11 @@ async def test_cancelling_training_stops_the_trainer(trained_checkpoint, tmp_pat
             assert time.monotonic() < deadline, "the trainer is still running"
             await asyncio.sleep(0.2)
         assert not (user / "python.safetensors").exists()
-        stats = await editor.command("charcode.debugStats")
-        assert stats["trainings"] == []
+        # The trainer's processes can be gone from the process table a moment before the
+        # server has reaped them and forgotten the training (a loaded machine widens it).
+        deadline = time.monotonic() + 10
+        while (await editor.command("charcode.debugStats"))["trainings"]:
+            assert time.monotonic() < deadline, "the server still lists the training"
+            await asyncio.sleep(0.1)
     finally:
         await stop_editor(editor)
