@@ -325,7 +325,12 @@ def sample_function(
             reason = "stopped"
             break
         scores = (logits + masks.for_state(utf8)).astype(np.float64)
-        sym = _draw(scores, temperature, rng)
+        if temperature <= 0:
+            sym = int(np.argmax(scores))
+        else:
+            p = np.exp((scores - scores.max()) / temperature)
+            cdf = np.cumsum(p)
+            sym = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
         out.append(sym)
         chars += not utf8[0]
         spent += 1
@@ -393,15 +398,6 @@ def sample_function(
     if on_text is not None and forced + text != shown:
         on_text(forced + text)
     return Sampled(forced + text, reason)
-
-
-def _draw(scores: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
-    """A symbol from masked scores: the best at temperature 0, else sampled."""
-    if temperature <= 0:
-        return int(np.argmax(scores))
-    p = np.exp((scores - scores.max()) / temperature)
-    cdf = np.cumsum(p)
-    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
 
 
 def _back_to(marks: list[_Mark], retries: int) -> _Mark | None:

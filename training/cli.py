@@ -32,6 +32,7 @@ def _positive_float(text: str) -> float:
 
 def add_subcommands(sub: argparse._SubParsersAction) -> None:
     from .model import SIZES
+    from .trainer import PRECISIONS
 
     t = sub.add_parser("train", help="build a corpus from repositories and train a model")
     t.add_argument(
@@ -66,7 +67,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16"],
+        choices=PRECISIONS,
         help="bf16 autocast or fp32; auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX)",
     )
     t.add_argument(
