@@ -26,7 +26,7 @@ demo: setup
 	@echo "== a Python function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language python --seed 12
 	@echo "== a C function from the bundled model"
-	$(VENV)/bin/charcode hallucinate --language c --seed 12
+	$(VENV)/bin/charcode hallucinate --language c --seed 3
 	@echo "== a Lua function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language lua --seed 3
 	@echo "== the models charcode finds"

@@ -2,7 +2,8 @@
 
 Argument ``{uri, position, temperature?, maxChars?, seed?, syntaxCheck?}``; result ``{text}``.
 The model samples from its state at the cursor (it has read the document up
-to there). On a line with nothing but indentation before the cursor, the text
+to there; in a document blank up to the cursor it first reads the language's
+``lead_in``, e.g. the ``}`` of a previous C function). On a line with nothing but indentation before the cursor, the text
 starts with the language's function prime (``def `` for Python). The
 language's stop rule, primed with the line before the cursor, ends the
 function. Where the language has a syntax guard (guard.py; Python) and
@@ -142,6 +143,7 @@ def sample(ls, req: Request, on_text, *, should_stop) -> Sampled | None:
     if state is None:
         return None
     lang = LANGUAGES.get(cur.language)
+    state = after_lead_in(model.runtime, state, lang, cur.data[: cur.offset])
     rule = lang.stop_rule if lang else "none"
     return sample_function(
         model.runtime,
@@ -156,6 +158,14 @@ def sample(ls, req: Request, on_text, *, should_stop) -> Sampled | None:
         guard=guard_for(cur.language) if req.syntax_check else None,
         line_prefix=req.line_prefix,
     )
+
+
+def after_lead_in(runtime, state, lang, before: bytes):
+    """The state to sample from: when only blanks come before the cursor, the
+    model reads the language's lead-in (the end of a previous function) first."""
+    if lang is None or not lang.lead_in or before.strip():
+        return state
+    return runtime.read(runtime.start, encode(lang.lead_in) + before)
 
 
 def _with_eol(text: str, eol: str) -> str:

@@ -17,6 +17,7 @@ from charcode.training.stoprules import make_stop_rule
 
 from .decode import sample_function
 from .guard import guard_for
+from .hallucinate import after_lead_in
 from .runtime import Runtime
 
 
@@ -60,8 +61,9 @@ def hallucinate(
 ) -> dict:
     """One function: the prime plus sampled text, cut by the language's stop rule.
 
-    The same sampler as the server's charcode.hallucinateFunction, from the start
-    of a document, with the language's syntax guard unless syntax_check is False.
+    The same sampler as the server's charcode.hallucinateFunction in an empty
+    document (after the language's lead-in), with the language's syntax guard
+    unless syntax_check is False.
     """
     language = get_language(language_id)
     head = (prime if prime is not None else language.function_prime).encode("utf-8")
@@ -70,7 +72,7 @@ def hallucinate(
         runtime = ckpt._runtime = Runtime(ckpt.model, next(ckpt.model.parameters()).device)
     sampled = sample_function(
         runtime,
-        runtime.start,
+        after_lead_in(runtime, runtime.start, language, b""),
         forced=head,
         stop_rule=lambda extra: make_stop_rule(language.stop_rule, extra, language.id),
         temperature=temperature,

@@ -48,7 +48,7 @@ def test_bundled_model_hallucinates_deterministically(language):
 
 # A seed whose function is valid for each shipped model (from `charcode eval --task
 # hallucinate --model training/models/L.safetensors --json`; retraining changes them).
-VALID_SEEDS = {"python": 12, "c": 12, "lua": 3}
+VALID_SEEDS = {"python": 12, "c": 3, "lua": 3}
 
 
 def _judge(language: str, text: str) -> bool:
@@ -78,3 +78,23 @@ def test_models_command_lists_the_bundled_models(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     for language in LANGUAGES:
         assert f"{language}" in out and "bundled" in out
+
+
+def test_a_function_in_a_blank_c_document_follows_the_lead_in():
+    from charcode.server.hallucinate import after_lead_in
+    from charcode.server.runtime import Runtime
+
+    ckpt = load_checkpoint(bundled_models_dir() / "c.safetensors")
+    rt = Runtime(ckpt.model)
+    c, python = get_language("c"), get_language("python")
+    assert c.lead_in == "}\n\n" and python.lead_in == ""
+
+    def same(a, b):
+        return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+    assert same(after_lead_in(rt, rt.start, c, b""), rt.read(rt.start, b"}\n\n"))
+    blank = rt.read(rt.start, b" \n\t")
+    assert same(after_lead_in(rt, blank, c, b" \n\t"), rt.read(rt.start, b"}\n\n \n\t"))
+    written = rt.read(rt.start, b"int x;\n")
+    assert after_lead_in(rt, written, c, b"int x;\n") is written  # the document's own text
+    assert after_lead_in(rt, rt.start, python, b"") is rt.start

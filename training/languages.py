@@ -13,18 +13,26 @@ class Language:
     stop_rule: str  # "braces", "indent", "lua_end" or "none"
     function_prime: str  # the default start of a hallucinated function
     filenames: tuple[str, ...] = field(default=())
+    # What a new function usually follows. A function hallucinated into an empty
+    # document is sampled after the model has read this (it is not written): files
+    # open with comments and includes, so a C model that sees `static int ` at the
+    # start of a file writes a declaration, not a function.
+    lead_in: str = ""
 
+
+BRACE_LEAD_IN = "}\n\n"  # the end of the function before
 
 LANGUAGES: dict[str, Language] = {
     lang.id: lang
     for lang in [
-        Language("c", "C", (".c", ".h"), "braces", "static int "),
+        Language("c", "C", (".c", ".h"), "braces", "static int ", lead_in=BRACE_LEAD_IN),
         Language(
             "cpp",
             "C++",
             (".cc", ".cpp", ".cxx", ".hpp", ".hh", ".hxx", ".h++", ".c++"),
             "braces",
             "static int ",
+            lead_in=BRACE_LEAD_IN,
         ),
         Language("python", "Python", (".py", ".pyi"), "indent", "def "),
         Language("lua", "Lua", (".lua", ".nse"), "lua_end", "local function "),
