@@ -533,7 +533,7 @@ def cmd_eval(args) -> int:
 
     torch.set_num_threads(int(os.environ.get("CHARCODE_THREADS", "1")))  # as the server runs
     plot = training_cli.check_plot(args)
-    ckpt = training_cli._resolve_model(args)
+    ckpt = training_cli.resolve_model(args)
     language = args.language or ckpt.language
     if not language:
         raise CliError(f"{args.model} does not say its language; pass --language")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from charcode.training.cli import CliError, _model_args, _positive_int, _resolve_model
+from charcode.training.cli import CliError, model_args, positive_int, resolve_model
 from charcode.training.languages import get_language
 from charcode.training.stoprules import make_stop_rule
 
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     h = sub.add_parser(
         "hallucinate", help="write whole functions, stopping where each function ends"
     )
-    _model_args(h)
+    model_args(h)
     h.add_argument(
         "--prime", help="start of the function (default: the language's usual function start)"
     )
@@ -41,11 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     h.add_argument(
         "--count",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="functions to write (seeds seed, seed+1, ...)",
     )
-    h.add_argument("--max-chars", type=_positive_int, default=3000)
+    h.add_argument("--max-chars", type=positive_int, default=3000)
     h.add_argument("--json", action="store_true")
     h.set_defaults(func=cmd_hallucinate)
 
@@ -86,7 +86,7 @@ def hallucinate(
 
 
 def cmd_hallucinate(args) -> int:
-    ckpt = _resolve_model(args)
+    ckpt = resolve_model(args)
     language_id = args.language or ckpt.language
     if not language_id:
         raise CliError(f"{args.model} does not say its language; pass --language")

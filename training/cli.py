@@ -16,14 +16,14 @@ class CliError(Exception):
     """One line for the user; the process exits non-zero."""
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
@@ -47,21 +47,21 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         choices=list(SIZES),
         help="named model size (default small = 2x256)",
     )
-    t.add_argument("--layers", type=_positive_int, help="override the number of LSTM layers")
-    t.add_argument("--hidden", type=_positive_int, help="override the LSTM width")
+    t.add_argument("--layers", type=positive_int, help="override the number of LSTM layers")
+    t.add_argument("--hidden", type=positive_int, help="override the LSTM width")
     t.add_argument("--dropout", type=float, default=0.1)
-    t.add_argument("--steps", type=_positive_int, help="stop after N optimizer steps")
-    t.add_argument("--minutes", type=_positive_float, help="stop after M minutes of training")
+    t.add_argument("--steps", type=positive_int, help="stop after N optimizer steps")
+    t.add_argument("--minutes", type=positive_float, help="stop after M minutes of training")
     t.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=32,
         help="parallel streams (global, across processes)",
     )
     t.add_argument(
-        "--seq-len", type=_positive_int, default=128, help="characters per truncated-BPTT window"
+        "--seq-len", type=positive_int, default=128, help="characters per truncated-BPTT window"
     )
-    t.add_argument("--lr", type=_positive_float, default=3e-3)
+    t.add_argument("--lr", type=positive_float, default=3e-3)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     t.add_argument(
@@ -72,7 +72,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--cpu-procs",
-        type=_positive_int,
+        type=positive_int,
         help="on CPU, data-parallel processes of one thread each (default: one per core)",
     )
     t.add_argument(
@@ -83,7 +83,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--val-chars",
-        type=_positive_int,
+        type=positive_int,
         default=300_000,
         help="validation characters per evaluation",
     )
@@ -92,7 +92,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--max-file-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=1_000_000,
         help="skip files larger than this",
     )
@@ -113,9 +113,9 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", help="sample text from a model")
-    _model_args(s)
+    model_args(s)
     s.add_argument("--prime", default="", help="text to start from")
-    s.add_argument("--length", type=_positive_int, default=500)
+    s.add_argument("--length", type=positive_int, default=500)
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_sample)
@@ -127,7 +127,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "files with charcode's inline completion, against word-based suggestions), hallucinate "
         "(syntactic validity of whole functions). See docs/EVAL.md.",
     )
-    _model_args(e)
+    model_args(e)
     e.add_argument("paths", nargs="*", type=Path, help="files or folders (bits, keystrokes)")
     e.add_argument(
         "--task", choices=EVAL_TASKS, default="bits", help="what to measure (default bits)"
@@ -146,18 +146,18 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--max-files",
-        type=_positive_int,
+        type=positive_int,
         help="at most N files, spread evenly over the sorted list (default: all; keystrokes 20)",
     )
     e.add_argument(
         "--max-chars",
-        type=_positive_int,
+        type=positive_int,
         help="the first N characters of each file (default: all; keystrokes 2000), or "
         "hallucinate's length cap per function (default 3000)",
     )
     e.add_argument(
         "--seeds",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         help="hallucinate: functions to write, seeds 0..N-1 (default 100)",
     )
@@ -193,7 +193,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
 EVAL_TASKS = ["bits", "keystrokes", "hallucinate"]
 
 
-def _model_args(p: argparse.ArgumentParser) -> None:
+def model_args(p: argparse.ArgumentParser) -> None:
+    """How a command names its model; shared with the server's commands (hallucinate, eval tasks)."""
     p.add_argument("--model", "-m", type=Path, help="a .safetensors checkpoint")
     p.add_argument("--language", "-l", help="use the model found for this language")
     p.add_argument("--models-dir", type=Path, help="the user models folder")
@@ -212,7 +213,8 @@ def build_parser(prog: str = "charcode") -> argparse.ArgumentParser:
 # -- commands ----------------------------------------------------------------
 
 
-def _resolve_model(args):
+def resolve_model(args):
+    """The checkpoint that model_args' options name, loaded (CliError when there is none)."""
     from .checkpoint import load_checkpoint
     from .registry import find_model
     from .trainer import pick_device
@@ -395,7 +397,7 @@ class _ProgressBar:
 def cmd_sample(args) -> int:
     from .sampling import sample
 
-    ckpt = _resolve_model(args)
+    ckpt = resolve_model(args)
     prime = args.prime.encode("utf-8")
     text = sample(ckpt.model, prime, args.length, args.temperature, args.seed)
     sys.stdout.write((prime + text).decode("utf-8", "replace") + "\n")
@@ -480,7 +482,7 @@ def cmd_eval(args) -> int:
             f"--task {args.task} runs the language server's engine: use the `charcode` command"
         )
     plot = check_plot(args)
-    ckpt = _resolve_model(args)
+    ckpt = resolve_model(args)
     language_id = args.language or ckpt.language or "python"
     files = eval_files(args, language_id, ckpt)
     data, n = file_symbols(files, args.max_chars)
