@@ -101,7 +101,7 @@ async def test_past_the_end_is_clamped(session):
 
 async def test_a_function_cut_back_at_the_cap_is_taken_back_in_the_document(tmp_path):
     # At the length cap the function is cut back to its last line that ends a whole
-    # function; lines already streamed past it are removed with one more edit. Seed 11 at
+    # function; lines already streamed past it are removed with one more edit. Seed 7 at
     # 300 characters does that with the bundled Python model (a tiny model's functions
     # are never whole; retraining the bundled model changes the seed).
     from charcode.training.registry import bundled_models_dir
@@ -112,7 +112,7 @@ async def test_a_function_cut_back_at_the_cap_is_taken_back_in_the_document(tmp_
         uri = (ws / "cap.py").as_uri()
         editor.open(uri, PRIME)
         editor.applied.clear()
-        got = await hallucinate(editor, uri, 8, 0, seed=11, maxChars=300, temperature=1.0)
+        got = await hallucinate(editor, uri, 8, 0, seed=7, maxChars=300, temperature=1.0)
         streamed = "".join(e.edit.changes[uri][0].new_text for e in editor.applied[:-1])
         assert len(streamed) > len(got["text"]) and streamed.startswith(got["text"])
         last = editor.applied[-1].edit.changes[uri][0]
