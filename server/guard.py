@@ -16,7 +16,9 @@ end on ``if x:`` with no body.
   ``tree-sitter-lua``); a prefix is judged only at the end of a statement (for
   C, a line ending in ``;``, ``{`` or ``}`` outside brackets), after closing its
   open blocks with the ``}`` or ``end`` the stop rule counts; valid when the
-  tree has no ERROR and no MISSING node. Without tree-sitter there is no guard.
+  tree has no ERROR and no MISSING node. For Lua, where Lua 5.4's ``luac`` is
+  installed, ``luac -p`` must also accept it (``break`` outside a loop parses
+  but does not compile). Without tree-sitter there is no guard.
 
 ``guard_for`` returns None for a language without a guard: sampling is plain.
 """
@@ -157,14 +159,29 @@ _LUA_CONTINUES = frozenset(b",([{=+-*/%^<>.~:")  # a line ending so goes on in t
 _LUA_CONTINUING_WORDS = (b"and", b"or", b"not", b"local", b"return", b"in", b"function")
 
 
+def _lua_compiler() -> Callable[[bytes], bool]:
+    """luac -p where Lua 5.4 is installed (what the evaluation judges Lua by), else nothing."""
+    from .validity import Unavailable, lua_compiles, luac
+
+    try:
+        luac()
+    except Unavailable:
+        return lambda text: True
+    return lua_compiles
+
+
 def _make_lua_guard() -> Guard | None:
     parser = _parser("tree_sitter_lua")
     if parser is None:
         return None
+    compiles = _lua_compiler()
+
+    def valid(text: bytes) -> bool:
+        return _clean(parser, text) and compiles(text)
 
     def lua_guard(text: bytes, final: bool, rule: object = None) -> bool | None:
         if final:
-            return _clean(parser, text)
+            return valid(text)
         if rule is None or not _in_code(rule):
             return None
         stripped = text.rstrip()
@@ -172,7 +189,7 @@ def _make_lua_guard() -> Guard | None:
             return None
         if stripped.endswith(_LUA_CONTINUING_WORDS):
             return None  # (or an identifier ending so: no judgement either way)
-        return _clean(parser, text + b"\nend" * getattr(rule, "depth", 0) + b"\n")
+        return valid(text + b"\nend" * getattr(rule, "depth", 0) + b"\n")
 
     return lua_guard
 

@@ -116,8 +116,9 @@ def _c() -> Checker:
 
 
 @functools.cache
-def _luac() -> str:
-    """Path of a Lua 5.4 compiler."""
+@functools.cache
+def luac() -> str:
+    """Path of a Lua 5.4 compiler (Unavailable when there is none)."""
     for name in ("luac5.4", "luac"):
         path = shutil.which(name)
         if path is None:
@@ -131,9 +132,16 @@ def _luac() -> str:
     raise Unavailable("checking Lua needs luac 5.4: apt-get install lua5.4 (binary luac5.4)")
 
 
+def lua_compiles(text: bytes) -> bool:
+    """luac -p accepts the text (it also rejects what the grammar allows but Lua
+    does not compile: ``break`` outside a loop, ``...`` outside a vararg function)."""
+    out = subprocess.run([luac(), "-p", "-"], input=text, capture_output=True, timeout=30)
+    return out.returncode == 0
+
+
 def _check_lua(text: str) -> Verdict:
     out = subprocess.run(
-        [_luac(), "-p", "-"],
+        [luac(), "-p", "-"],
         input=text.encode("utf-8", "surrogatepass"),
         capture_output=True,
         timeout=30,
@@ -146,7 +154,7 @@ def _check_lua(text: str) -> Verdict:
 
 
 def _lua() -> Checker:
-    return Checker("lua", f"luac -p ({_luac()})", _check_lua)
+    return Checker("lua", f"luac -p ({luac()})", _check_lua)
 
 
 _CHECKERS: dict[str, Callable[[], Checker]] = {"python": _python, "c": _c, "lua": _lua}

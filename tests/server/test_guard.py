@@ -95,6 +95,22 @@ def test_lua_guard_final():
     assert guard(b"local function a.b(x)\nend\n", True, None) is False
 
 
+def test_lua_guard_rejects_what_luac_does_not_compile():
+    from charcode.server.validity import Unavailable, luac
+
+    try:
+        luac()
+    except Unavailable as e:
+        pytest.skip(str(e))
+    guard = guard_for("lua")
+    outside = b"local function f(x)\n  if x then\n    break\n"  # parses, does not compile
+    assert guard(outside, False, rule_after("lua_end", "lua", outside)) is False
+    inside = b"local function f(x)\n  while x do\n    break\n"
+    assert guard(inside, False, rule_after("lua_end", "lua", inside)) is True
+    assert guard(b"local function f(x)\n  return ...\nend\n", True, None) is False
+    assert guard(b"local function f(...)\n  return ...\nend\n", True, None) is True
+
+
 def test_no_guard_for_other_languages():
     assert guard_for("rust") is None and guard_for("shellscript") is None
 
