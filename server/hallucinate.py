@@ -3,8 +3,9 @@
 Argument ``{uri, position, temperature?, maxChars?, seed?, syntaxCheck?}``; result ``{text}``.
 The model samples from its state at the cursor (it has read the document up
 to there; in a document blank up to the cursor it first reads the language's
-``lead_in``, e.g. the ``}`` of a previous C function). On a line with nothing but indentation before the cursor, the text
-starts with the language's function prime (``def `` for Python). The
+``lead_in``, e.g. the ``}`` of a previous C function). On a line with nothing
+but indentation before the cursor, the text starts with the language's
+function prime (``def `` for Python). The
 language's stop rule, primed with the line before the cursor, ends the
 function. Where the language has a syntax guard (guard.py; Python) and
 ``syntaxCheck`` is not false, a line that cannot be part of a valid function
