@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 
 demo: setup
 	@echo "== a Python function from the bundled model"
-	$(VENV)/bin/charcode hallucinate --language python --seed 12
+	$(VENV)/bin/charcode hallucinate --language python --seed 8
 	@echo "== a C function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language c --seed 3
 	@echo "== a Lua function from the bundled model"
