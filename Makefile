@@ -26,7 +26,7 @@ demo: setup
 	@echo "== a Python function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language python --seed 8
 	@echo "== a C function from the bundled model"
-	$(VENV)/bin/charcode hallucinate --language c --seed 3
+	$(VENV)/bin/charcode hallucinate --language c --seed 1
 	@echo "== a Lua function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language lua --seed 2
 	@echo "== the models charcode finds"
