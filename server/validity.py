@@ -131,23 +131,22 @@ def luac() -> str:
     raise Unavailable("checking Lua needs luac 5.4: apt-get install lua5.4 (binary luac5.4)")
 
 
+def _luac_parse(source: bytes) -> subprocess.CompletedProcess:
+    """``luac -p`` on the source, read from stdin."""
+    return subprocess.run([luac(), "-p", "-"], input=source, capture_output=True, timeout=30)
+
+
 def lua_compiles(text: bytes) -> bool:
     """luac -p accepts the text (it also rejects what the grammar allows but Lua
     does not compile: ``break`` outside a loop, ``...`` outside a vararg function)."""
     try:
-        out = subprocess.run([luac(), "-p", "-"], input=text, capture_output=True, timeout=30)
+        return _luac_parse(text).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return True  # cannot tell: the grammar's verdict stands
-    return out.returncode == 0
 
 
 def _check_lua(text: str) -> Verdict:
-    out = subprocess.run(
-        [luac(), "-p", "-"],
-        input=text.encode("utf-8", "surrogatepass"),
-        capture_output=True,
-        timeout=30,
-    )
+    out = _luac_parse(text.encode("utf-8", "surrogatepass"))
     if out.returncode == 0:
         return Verdict(True)
     lines = out.stderr.decode("utf-8", "replace").strip().splitlines()
