@@ -7,7 +7,7 @@ to there; in a document blank up to the cursor it first reads the language's
 but indentation before the cursor, the text starts with the language's
 function prime (``def `` for Python). The
 language's stop rule, primed with the line before the cursor, ends the
-function. Where the language has a syntax guard (guard.py; Python) and
+function. Where the language has a syntax guard (guard.py: Python, C, Lua) and
 ``syntaxCheck`` is not false, a line that cannot be part of a valid function
 is sampled again. The text is inserted through ``workspace/applyEdit`` one line at a
 time as it is sampled (when the client supports applyEdit), with the
