@@ -19,6 +19,18 @@ export function log(message: string): void {
  * Polls `probe` until it returns a value other than undefined/false, or
  * throws after `timeoutMs` saying what was awaited (and the last error).
  */
+/**
+ * The first line of an error and, for a Playwright action, the last step of its
+ * call log, which says why it did not happen ("element is not visible", "<div>
+ * intercepts pointer events").
+ */
+function briefly(message: string): string {
+  const lines = message.split("\n").map((l) => l.trim());
+  const callLog = lines.indexOf("Call log:");
+  const last = callLog >= 0 ? lines.slice(callLog + 1).filter((l) => l).pop() : undefined;
+  return last ? `${lines[0]} ${last}` : lines[0];
+}
+
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
@@ -37,7 +49,7 @@ export async function waitFor<T>(
       lastError = e;
     }
     if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? ` (last error: ${lastError.message.split("\n")[0]})` : "";
+      const why = lastError instanceof Error ? ` (last error: ${briefly(lastError.message)})` : "";
       throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${why}`);
     }
     await new Promise((r) => setTimeout(r, intervalMs));

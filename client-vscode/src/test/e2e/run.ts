@@ -45,6 +45,7 @@ import {
   toasts,
   toastWith,
   waitForWorkbench,
+  withOneReload,
 } from "./workbench";
 
 const ROOT = path.resolve(__dirname, "../../../..");
@@ -321,25 +322,29 @@ async function main(): Promise<number> {
       await browser.page.goto(`${url}/?folder=${encodeURIComponent(workspace)}`);
       await waitForWorkbench(browser.page);
       const page = browser.page;
-      const listed = () =>
-        page.locator(".explorer-folders-view .monaco-list-row", { hasText: "example.py" }).isVisible();
-      try {
-        await waitFor("the explorer to list example.py", listed, 30_000);
-      } catch {
-        // Once in a while code-server's first listing of the folder never resolves (the
-        // explorer keeps its progress bar, with no files, for a minute); a user reloads.
-        log("the explorer is still empty after 30 s; reloading the page once");
+      const listed = (timeoutMs: number) =>
+        waitFor(
+          "the explorer to list example.py",
+          () => page.locator(".explorer-folders-view .monaco-list-row", { hasText: "example.py" }).isVisible(),
+          timeoutMs,
+        ).then(() => undefined);
+      await withOneReload(page, listed, async (e) => {
+        log(`${e.message}; reloading the page once`);
         await run.screenshot("explorer-empty");
-        await page.reload();
-        await waitForWorkbench(page);
-        await waitFor("the explorer to list example.py after a reload", listed, 60_000);
-      }
+      });
       await run.screenshot("workbench");
     });
 
     await run.step("opening a Python file activates charcode", async () => {
       const page = currentPage();
-      await openFile(page, "example.py");
+      await withOneReload(
+        page,
+        (timeoutMs) => openFile(page, "example.py", timeoutMs),
+        async (e) => {
+          log(`${e.message}; reloading the page once`);
+          await run.screenshot("editor-stuck");
+        },
+      );
       await run.screenshot("example-open");
     });
 

@@ -42,13 +42,13 @@ export async function runCommand(page: Page, title: string): Promise<void> {
  * person would; Quick Open depends on the file search warming up) and waits
  * for its editor to have focus.
  */
-export async function openFile(page: Page, name: string): Promise<void> {
+export async function openFile(page: Page, name: string, timeoutMs = 60_000): Promise<void> {
   const row = page.locator(".explorer-folders-view .monaco-list-row", { hasText: name }).first();
-  await waitFor(`${name} in the Explorer`, () => row.isVisible(), 60_000);
+  await waitFor(`${name} in the Explorer`, () => row.isVisible(), timeoutMs);
   await row.dblclick();
   const tab = page.locator(".tabs-container .tab.active", { hasText: name });
-  await waitFor(`the editor tab of ${name}`, () => tab.isVisible(), 60_000);
-  const editor = page.locator(".editor-instance .monaco-editor");
+  await waitFor(`the editor tab of ${name}`, () => tab.isVisible(), timeoutMs);
+  const editor = page.locator(".editor-group-container.active .editor-instance .monaco-editor");
   await waitFor(
     `the editor of ${name} to have focus`,
     async () => {
@@ -59,8 +59,30 @@ export async function openFile(page: Page, name: string): Promise<void> {
       await editor.locator(".view-lines").first().click({ position: { x: 5, y: 5 }, timeout: 5_000 });
       return false;
     },
-    60_000,
+    timeoutMs,
   );
+}
+
+/**
+ * Runs `attempt` with a short timeout and, if it fails, reloads the page once
+ * (what a user does) and runs it again with a long one. Once in a while
+ * code-server's first request for a folder listing or a file's content never
+ * resolves: the explorer keeps its progress bar, or an editor tab opens with
+ * no text, for minutes; a reload always brought it back.
+ */
+export async function withOneReload(
+  page: Page,
+  attempt: (timeoutMs: number) => Promise<void>,
+  onStuck: (error: Error) => Promise<void>,
+): Promise<void> {
+  try {
+    await attempt(30_000);
+  } catch (e) {
+    await onStuck(e instanceof Error ? e : new Error(String(e)));
+    await page.reload();
+    await waitForWorkbench(page);
+    await attempt(60_000);
+  }
 }
 
 export interface Toast {
