@@ -18,7 +18,10 @@ end on ``if x:`` with no body.
   open blocks with the ``}`` or ``end`` the stop rule counts; valid when the
   tree has no ERROR and no MISSING node. For Lua, where Lua 5.4's ``luac`` is
   installed, ``luac -p`` must also accept it (``break`` outside a loop parses
-  but does not compile). Without tree-sitter there is no guard.
+  but does not compile). A Lua line no deeper than the function's header,
+  while the function is open, is sampled again: Lua accepts a whole file's
+  top-level code inside a body, and the model, having left the function,
+  goes on writing one. Without tree-sitter there is no guard.
 
 ``guard_for`` returns None for a language without a guard: sampling is plain.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 import ast
 import codeop
 import functools
+import re
 import warnings
 from collections.abc import Callable
 
@@ -170,6 +174,27 @@ def _lua_compiler() -> Callable[[bytes], bool]:
     return lua_compiles
 
 
+_LUA_LONG_BRACKET_CLOSE = re.compile(rb"\]=*\]")
+
+
+def _indent(line: bytes) -> int:
+    return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+
+
+def _lua_outdented(text: bytes, rule: object) -> bool:
+    """The line just written is no deeper than the function's header while the
+    function is still open: the model has left the function (it goes on writing
+    a whole file at the top level, which Lua accepts inside a body) or misplaced
+    an ``end``. Lines that may close a long string are not judged."""
+    if getattr(rule, "depth", 0) < 1:
+        return False
+    first, _, rest = text.partition(b"\n")
+    last = rest.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+    if not last.strip() or _LUA_LONG_BRACKET_CLOSE.search(last):
+        return False
+    return _indent(last) <= _indent(first)
+
+
 def _make_lua_guard() -> Guard | None:
     parser = _parser("tree_sitter_lua")
     if parser is None:
@@ -184,6 +209,8 @@ def _make_lua_guard() -> Guard | None:
             return valid(text)
         if rule is None or not _in_code(rule):
             return None
+        if _lua_outdented(text, rule):
+            return False
         stripped = text.rstrip()
         if not stripped or stripped[-1] in _LUA_CONTINUES:
             return None

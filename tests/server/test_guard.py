@@ -80,6 +80,12 @@ def test_c_guard_final_wants_a_whole_function():
         (b"  local y = = 1\n", False),
         (b"  y = foo(a,\n", None),  # goes on in the next line
         (b"  local y = a and\n", None),
+        # no deeper than the header while the function is open: the model left it
+        (b"local y = 1\n", False),
+        (b"  if x then\n    y = 2\nend\n", False),  # closes the `if`, looks like the function's
+        (b"  local y = a and\nb\n", False),
+        (b"  local s = [[\nabc]]\n", True),  # a long string's last line is not code
+        (b"  local y = 1\n\n", True),  # a blank line
     ],
 )
 def test_lua_guard_judges_complete_lines(body, ok):
@@ -87,6 +93,14 @@ def test_lua_guard_judges_complete_lines(body, ok):
     assert guard is not None
     text = b"local function f(x)\n" + body
     assert guard(text, False, rule_after("lua_end", "lua", text)) is ok
+
+
+def test_lua_guard_measures_depth_from_the_header():
+    guard = guard_for("lua")
+    method = b"  helper = function(x)\n    return x\n"
+    assert guard(method, False, rule_after("lua_end", "lua", method)) is True
+    left = b"  helper = function(x)\n  return x\n"
+    assert guard(left, False, rule_after("lua_end", "lua", left)) is False
 
 
 def test_lua_guard_final():
