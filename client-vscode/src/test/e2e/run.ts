@@ -261,6 +261,11 @@ async function main(): Promise<number> {
     }
     return browser.page;
   };
+  const reloadOnceIfStuck = (page: Page, attempt: (timeoutMs: number) => Promise<void>, shot: string) =>
+    withOneReload(page, attempt, async (e) => {
+      log(`${e.message}; reloading the page once`);
+      await run.screenshot(shot);
+    });
   const workspace = path.join(runDir, "workspace");
   const example = path.join(workspace, "example.py");
   const stop = async () => {
@@ -328,23 +333,13 @@ async function main(): Promise<number> {
           () => page.locator(".explorer-folders-view .monaco-list-row", { hasText: "example.py" }).isVisible(),
           timeoutMs,
         ).then(() => undefined);
-      await withOneReload(page, listed, async (e) => {
-        log(`${e.message}; reloading the page once`);
-        await run.screenshot("explorer-empty");
-      });
+      await reloadOnceIfStuck(page, listed, "explorer-empty");
       await run.screenshot("workbench");
     });
 
     await run.step("opening a Python file activates charcode", async () => {
       const page = currentPage();
-      await withOneReload(
-        page,
-        (timeoutMs) => openFile(page, "example.py", timeoutMs),
-        async (e) => {
-          log(`${e.message}; reloading the page once`);
-          await run.screenshot("editor-stuck");
-        },
-      );
+      await reloadOnceIfStuck(page, (timeoutMs) => openFile(page, "example.py", timeoutMs), "editor-stuck");
       await run.screenshot("example-open");
     });
 
