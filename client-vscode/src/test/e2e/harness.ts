@@ -15,22 +15,27 @@ export function log(message: string): void {
   console.log(`[e2e ${t}] ${message}`);
 }
 
-/**
- * Polls `probe` until it returns a value other than undefined/false, or
- * throws after `timeoutMs` saying what was awaited (and the last error).
- */
+const ANSI_STYLE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g"); // the call log may be dimmed
+
 /**
  * The first line of an error and, for a Playwright action, the last step of its
  * call log, which says why it did not happen ("element is not visible", "<div>
  * intercepts pointer events").
  */
 function briefly(message: string): string {
-  const lines = message.split("\n").map((l) => l.trim());
+  const lines = message
+    .replace(ANSI_STYLE, "")
+    .split("\n")
+    .map((l) => l.trim());
   const callLog = lines.indexOf("Call log:");
   const last = callLog >= 0 ? lines.slice(callLog + 1).filter((l) => l).pop() : undefined;
   return last ? `${lines[0]} ${last}` : lines[0];
 }
 
+/**
+ * Polls `probe` until it returns a value other than undefined/false, or
+ * throws after `timeoutMs` saying what was awaited (and the last error).
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
