@@ -28,7 +28,7 @@ demo: setup
 	@echo "== a C function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language c --seed 1
 	@echo "== a Lua function from the bundled model"
-	$(VENV)/bin/charcode hallucinate --language lua --seed 3
+	$(VENV)/bin/charcode hallucinate --language lua --seed 0
 	@echo "== the models charcode finds"
 	$(VENV)/bin/charcode models
 

@@ -48,7 +48,7 @@ def test_bundled_model_hallucinates_deterministically(language):
 
 # A seed whose function is valid for each shipped model (from `charcode eval --task
 # hallucinate --model training/models/L.safetensors --json`; retraining changes them).
-VALID_SEEDS = {"python": 8, "c": 1, "lua": 3}
+VALID_SEEDS = {"python": 8, "c": 1, "lua": 0}
 
 
 def _judge(language: str, text: str) -> bool:
