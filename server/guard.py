@@ -178,7 +178,8 @@ _LUA_LONG_BRACKET_CLOSE = re.compile(rb"\]=*\]")
 
 
 def _indent(line: bytes) -> int:
-    return len(line.expandtabs(8)) - len(line.expandtabs(8).lstrip())
+    expanded = line.expandtabs(8)
+    return len(expanded) - len(expanded.lstrip())
 
 
 def _lua_outdented(text: bytes, rule: object) -> bool:
