@@ -224,10 +224,30 @@ async function newParagraphAtEnd(page: Page): Promise<void> {
   await page.keyboard.press("Enter");
 }
 
-async function saveAndRead(page: Page, file: string): Promise<string> {
+/**
+ * Saves the active editor (Ctrl+S) and reads the file back. Once in a while on a
+ * loaded machine code-server's write does not land: the tab stays dirty and the
+ * file unchanged. Then, as a user would, it says so, takes a screenshot, puts the
+ * focus back into the editor if it left, and saves again.
+ */
+async function saveAndRead(page: Page, file: string, run: Run): Promise<string> {
   const before = fs.statSync(file).mtimeMs;
+  const saved = () => fs.statSync(file).mtimeMs !== before;
   await page.keyboard.press("Control+S");
-  await waitFor("the file to be saved", () => fs.statSync(file).mtimeMs !== before, 10_000);
+  try {
+    await waitFor("the file to be saved", saved, 15_000);
+  } catch (e) {
+    const dirty = await page.locator(".tabs-container .tab.active.dirty").count();
+    const focused = await page.evaluate<string>("String(document.activeElement?.className ?? '(none)')");
+    log(`${(e as Error).message} (tab dirty: ${dirty > 0}, focus: ${JSON.stringify(focused)}); saving again`);
+    await run.screenshot("save-stuck");
+    if (!(await page.locator(".editor-instance .monaco-editor.focused").isVisible())) {
+      await focusEditor(page); // clicks the first line: put the cursor back where the steps type
+      await page.keyboard.press("Control+End");
+    }
+    await page.keyboard.press("Control+S");
+    await waitFor("the file to be saved after a second Ctrl+S", saved, 45_000);
+  }
   return fs.readFileSync(file, "utf8");
 }
 
@@ -418,7 +438,7 @@ async function main(): Promise<number> {
       const firstLine = `def ${shown.split("\n")[0]}`.trimEnd();
       await page.keyboard.press("Tab");
       await waitFor("the ghost text to be accepted", async () => !(await ghostText(page)).includes(shown), 10_000);
-      const saved = await saveAndRead(page, example);
+      const saved = await saveAndRead(page, example, run);
       if (!saved.split("\n").some((l) => l.trimEnd() === firstLine)) {
         throw new Error(`the saved file has no line ${JSON.stringify(firstLine)}`);
       }
@@ -450,7 +470,7 @@ async function main(): Promise<number> {
       const label = labels[0].split(",")[0].trim();
       await page.keyboard.press("Enter");
       await waitFor("the suggest widget to close", async () => (await suggestions(page)).length === 0, 10_000);
-      const saved = await saveAndRead(page, example);
+      const saved = await saveAndRead(page, example, run);
       if (!saved.includes(`def ${label}`)) {
         throw new Error(`the saved file has no "def ${label}"`);
       }
@@ -461,7 +481,7 @@ async function main(): Promise<number> {
       const page = currentPage();
       await page.keyboard.press("Escape");
       await newParagraphAtEnd(page);
-      const saved = await saveAndRead(page, example);
+      const saved = await saveAndRead(page, example, run);
       const defsBefore = (saved.match(/^\s*def /gm) ?? []).length;
       await runCommand(page, "charcode: Hallucinate Function");
       await waitFor(
@@ -476,7 +496,7 @@ async function main(): Promise<number> {
         500,
       );
       await run.screenshot("hallucinated");
-      const after = await saveAndRead(page, example);
+      const after = await saveAndRead(page, example, run);
       const added = after.slice(saved.trimEnd().length);
       log(`  hallucinated:\n${added.replace(/^/gm, "    | ")}`);
       if ((after.match(/^\s*def /gm) ?? []).length <= defsBefore) {
