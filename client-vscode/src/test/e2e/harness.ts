@@ -224,6 +224,9 @@ function isLocal(url: string): boolean {
   }
 }
 
+/** A WebSocket URL whose host is not this machine (same hosts as isLocal). */
+const NOT_LOCAL_SOCKET = /^wss?:\/\/(?!(127\.0\.0\.1|localhost|\[::1\])(:\d+)?([/?#]|$))/i;
+
 export async function openBrowser(profileDir: string, chromiumPath: string): Promise<BrowserSession> {
   const context = await chromium.launchPersistentContext(profileDir, {
     executablePath: chromiumPath,
@@ -254,13 +257,14 @@ export async function openBrowser(profileDir: string, chromiumPath: string): Pro
       await route.abort("blockedbyclient");
     }
   });
-  await context.routeWebSocket(/.*/, (ws) => {
-    if (isLocal(ws.url())) {
-      ws.connectToServer();
-    } else {
-      blocked.push(ws.url());
-      void ws.close({ code: 1008, reason: "blocked by the e2e test" });
-    }
+  // Route only the sockets to other hosts. A routed socket, even one passed on with
+  // connectToServer(), carries every frame through Playwright's driver and back;
+  // code-server's own sockets must pass through natively. (Relaying them here once
+  // in a while lost a reply: a folder listing, a file's content or a save never
+  // resolved.) A RegExp is matched in the driver, so unmatched sockets pass through.
+  await context.routeWebSocket(NOT_LOCAL_SOCKET, (ws) => {
+    blocked.push(ws.url());
+    void ws.close({ code: 1008, reason: "blocked by the e2e test" });
   });
   const page = context.pages()[0] ?? (await context.newPage());
   page.on("console", (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));

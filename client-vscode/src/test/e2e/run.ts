@@ -240,6 +240,11 @@ async function saveAndRead(page: Page, file: string, run: Run): Promise<string> 
     const dirty = await page.locator(".tabs-container .tab.active.dirty").count();
     const focused = await page.evaluate<string>("String(document.activeElement?.className ?? '(none)')");
     log(`${(e as Error).message} (tab dirty: ${dirty > 0}, focus: ${JSON.stringify(focused)}); saving again`);
+    for (const t of await toasts(page)) {
+      log(`  notification: ${t.text}`);
+    }
+    const statusBar = await page.locator(".part.statusbar").innerText().catch(() => "");
+    log(`  status bar: ${statusBar.replace(/\s+/g, " ")}`);
     await run.screenshot("save-stuck");
     if (!(await page.locator(".editor-instance .monaco-editor.focused").isVisible())) {
       await focusEditor(page); // clicks the first line: put the cursor back where the steps type
