@@ -225,10 +225,10 @@ async function newParagraphAtEnd(page: Page): Promise<void> {
 }
 
 /**
- * Saves the active editor (Ctrl+S) and reads the file back. Once in a while on a
- * loaded machine code-server's write does not land: the tab stays dirty and the
- * file unchanged. Then, as a user would, it says so, takes a screenshot, puts the
- * focus back into the editor if it left, and saves again.
+ * Saves the active editor (Ctrl+S) and reads the file back. If the write does
+ * not land (seen while code-server's sockets were relayed through Playwright:
+ * the tab stayed dirty and the file unchanged), it says so, takes a screenshot,
+ * puts the focus back into the editor if it left, and saves again, as a user would.
  */
 async function saveAndRead(page: Page, file: string, run: Run): Promise<string> {
   const before = fs.statSync(file).mtimeMs;

@@ -67,8 +67,10 @@ export async function openFile(page: Page, name: string, timeoutMs = 60_000): Pr
  * Runs `attempt` with a short timeout and, if it fails, reloads the page once
  * (what a user does) and runs it again with a long one. Once in a while
  * code-server's first request for a folder listing or a file's content never
- * resolves: the explorer keeps its progress bar, or an editor tab opens with
- * no text, for minutes; a reload always brought it back.
+ * resolved: the explorer kept its progress bar, or an editor tab opened with
+ * no text, for minutes; a reload always brought it back. That was while its
+ * sockets were relayed through Playwright's driver (see openBrowser); this
+ * stays as a safety net.
  */
 export async function withOneReload(
   page: Page,
