@@ -20,6 +20,11 @@ import sys
 WORKER_ENV = "CHARCODE_CPU_WORKER"
 
 
+def world_size() -> int:
+    """Processes in this training run, from torchrun's (or our launcher's) environment."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -26,6 +26,7 @@ from .checkpoint import (
     save_resume_state,
     state_path,
 )
+from .cpu_parallel import world_size
 from .evaluate import cross_entropy_sum
 from .model import CharLSTM, ModelConfig, detach_state
 from .symbols import BOUNDARY
@@ -122,7 +123,7 @@ class Distributed:
     """Rank and world size from torchrun's environment; a no-op for one process."""
 
     def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.world = world_size()
         self.rank = int(os.environ.get("RANK", "0"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         self.enabled = self.world > 1
