@@ -34,6 +34,7 @@ import { CodeServer, execFileText, log, openBrowser, type BrowserSession, waitFo
 import {
   clearNotifications,
   editorLines,
+  editorHasFocus,
   focusEditor,
   ghostText,
   languageStatusText,
@@ -246,7 +247,7 @@ async function saveAndRead(page: Page, file: string, run: Run): Promise<string> 
     const statusBar = await page.locator(".part.statusbar").innerText().catch(() => "");
     log(`  status bar: ${statusBar.replace(/\s+/g, " ")}`);
     await run.screenshot("save-stuck");
-    if (!(await page.locator(".editor-instance .monaco-editor.focused").isVisible())) {
+    if (!(await editorHasFocus(page))) {
       await focusEditor(page); // clicks the first line: put the cursor back where the steps type
       await page.keyboard.press("Control+End");
     }

@@ -52,7 +52,7 @@ export async function openFile(page: Page, name: string, timeoutMs = 60_000): Pr
   await waitFor(
     `the editor of ${name} to have focus`,
     async () => {
-      if (await page.locator(".editor-instance .monaco-editor.focused").isVisible()) {
+      if (await editorHasFocus(page)) {
         return true;
       }
       // A short click timeout keeps probing while a loaded machine still renders the editor.
@@ -161,6 +161,10 @@ export async function languageStatusText(page: Page): Promise<string> {
 export async function clearNotifications(page: Page): Promise<void> {
   await runCommand(page, "Notifications: Clear All Notifications");
   await waitFor("the notifications to close", async () => (await toasts(page)).length === 0, 10_000);
+}
+
+export async function editorHasFocus(page: Page): Promise<boolean> {
+  return page.locator(".editor-instance .monaco-editor.focused").isVisible();
 }
 
 /** Closes hovers and widgets, and puts the focus back into the editor. */
