@@ -7,7 +7,7 @@ import * as vscode from "vscode";
 
 import { registerCommands } from "./common/commands";
 import { createLogChannel } from "./common/log";
-import { onPythonExtensionInterpreterChange } from "./common/python";
+import { onPythonExtensionInterpreterChange } from "./common/interpreterDiscovery";
 import { ServerManager } from "./common/server";
 import { EnvironmentSetup } from "./common/setup";
 import { LanguageStatus } from "./common/status";

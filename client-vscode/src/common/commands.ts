@@ -13,7 +13,7 @@ import {
   WorkDoneProgress,
 } from "vscode-languageclient/node";
 
-import { errorMessage } from "./log";
+import { errorMessage, showWithOpenLogs } from "./log";
 import { SERVER_COMMANDS, type ServerManager } from "./server";
 import { SECTION } from "./settings";
 import type { EnvironmentSetup } from "./setup";
@@ -46,18 +46,19 @@ async function requireServer(deps: Deps): Promise<boolean> {
   if (deps.server.running) {
     return true;
   }
-  const choice = await vscode.window.showErrorMessage(
+  const choice = await showWithOpenLogs(
+    vscode.window,
+    deps.log,
+    "error",
     deps.server.interpreter
       ? "charcode: the language server is not running."
       : "charcode: no Python environment with charcode is set up yet.",
-    ...(deps.server.interpreter ? ["Restart Server", "Open Logs"] : ["Create Environment", "Open Logs"]),
+    deps.server.interpreter ? "Restart Server" : "Create Environment",
   );
   if (choice === "Restart Server") {
     await deps.server.restart();
   } else if (choice === "Create Environment") {
     await deps.setup.create();
-  } else if (choice === "Open Logs") {
-    deps.log.show();
   }
   return false;
 }
@@ -114,9 +115,7 @@ async function hallucinate(deps: Deps): Promise<void> {
       return;
     }
     deps.log.error(`Hallucinate Function failed: ${errorMessage(e)}`);
-    void vscode.window.showErrorMessage(`charcode: Hallucinate Function failed: ${errorMessage(e)}`, "Open Logs").then(
-      (choice) => choice && deps.log.show(),
-    );
+    void showWithOpenLogs(vscode.window, deps.log, "error", `charcode: Hallucinate Function failed: ${errorMessage(e)}`);
   }
 }
 
@@ -254,9 +253,7 @@ async function trainWorkspace(deps: Deps, presetLanguage: unknown): Promise<void
       void vscode.window.showInformationMessage(`charcode: training the ${language} model was cancelled.`);
     } else {
       deps.log.error(`Training failed: ${errorMessage(e)}`);
-      void vscode.window
-        .showErrorMessage(`charcode: training the ${language} model failed: ${errorMessage(e)}`, "Open Logs")
-        .then((choice) => choice && deps.log.show());
+      void showWithOpenLogs(vscode.window, deps.log, "error", `charcode: training the ${language} model failed: ${errorMessage(e)}`);
     }
   } finally {
     deps.status.setTraining(language, undefined);
@@ -293,9 +290,7 @@ async function showModelInfo(deps: Deps): Promise<void> {
     deps.log.error(errorMessage(e));
   }
   if (!info) {
-    void vscode.window.showErrorMessage("charcode: the server did not answer charcode.modelInfo.", "Open Logs").then(
-      (choice) => choice && deps.log.show(),
-    );
+    void showWithOpenLogs(vscode.window, deps.log, "error", "charcode: the server did not answer charcode.modelInfo.");
     return;
   }
   deps.log.info(`Models: ${JSON.stringify(info, null, 2)}`);

@@ -35,3 +35,32 @@ export function errorMessage(error: unknown): string {
   }
   return String(error);
 }
+
+/** The button on charcode's error and warning notifications that reveals this channel. */
+export const OPEN_LOGS = "Open Logs";
+
+/** The part of `vscode.window` that shows notifications. */
+export type MessageWindow = Pick<typeof vscode.window, "showErrorMessage" | "showWarningMessage">;
+
+/**
+ * Shows an error or warning notification with `actions` and an "Open Logs"
+ * button after them. "Open Logs" is handled here (it reveals `channel`), so a
+ * caller handles only its own actions: the result is the action chosen, or
+ * undefined for "Open Logs" or a dismissed notification.
+ */
+export async function showWithOpenLogs<A extends string>(
+  window: MessageWindow,
+  channel: Pick<vscode.OutputChannel, "show">,
+  severity: "error" | "warning",
+  message: string,
+  ...actions: A[]
+): Promise<A | undefined> {
+  const items: string[] = [...actions, OPEN_LOGS];
+  const choice =
+    severity === "error" ? await window.showErrorMessage(message, ...items) : await window.showWarningMessage(message, ...items);
+  if (choice === OPEN_LOGS) {
+    channel.show();
+    return undefined;
+  }
+  return choice as A | undefined;
+}

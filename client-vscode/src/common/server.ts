@@ -1,6 +1,6 @@
 /**
  * Server: the charcode language server's lifecycle. Finds the interpreter
- * (python.ts), starts `<python> -m charcode.server` over stdio with
+ * (interpreterDiscovery.ts), starts `<python> -m charcode.server` over stdio with
  * vscode-languageclient, restarts through a queue, forwards setting changes
  * (`workspace/didChangeConfiguration`), and keeps the language status items
  * (status.ts) in step with the server and its models.
@@ -18,16 +18,16 @@ import {
 } from "vscode-languageclient/node";
 
 import { lspInlineContext, delay } from "./inline";
-import { errorMessage } from "./log";
+import { existingPrivateEnvPython } from "./environmentCreation";
 import {
   candidateList,
-  existingPrivateEnvPython,
   probeInterpreter,
   pythonExtensionInterpreter,
   type Resolution,
   resolveInterpreter,
   SOURCE_LABEL,
-} from "./python";
+} from "./interpreterDiscovery";
+import { errorMessage, showWithOpenLogs } from "./log";
 import { RestartQueue } from "./queue";
 import {
   classifyChange,
@@ -195,15 +195,17 @@ export class ServerManager implements vscode.Disposable {
       const message = errorMessage(e);
       this.log.error(`Starting charcode failed: ${e instanceof Error ? (e.stack ?? message) : message}`);
       this.status.setState("failed");
-      void vscode.window
-        .showErrorMessage(`charcode: starting the language server failed: ${message}`, "Open Logs", "Restart")
-        .then((choice) => {
-          if (choice === "Open Logs") {
-            this.log.show();
-          } else if (choice === "Restart") {
-            void this.restart();
-          }
-        });
+      void showWithOpenLogs(
+        vscode.window,
+        this.log,
+        "error",
+        `charcode: starting the language server failed: ${message}`,
+        "Restart",
+      ).then((choice) => {
+        if (choice === "Restart") {
+          void this.restart();
+        }
+      });
     }
   }
 
@@ -309,19 +311,17 @@ export class ServerManager implements vscode.Disposable {
       const message = errorMessage(e);
       this.log.error(`The charcode language server did not start: ${message}`);
       this.status.setState("failed");
-      void vscode.window
-        .showErrorMessage(
-          `charcode: the language server did not start with ${python} (${message}). The log has its output.`,
-          "Open Logs",
-          "Restart",
-        )
-        .then((choice) => {
-          if (choice === "Open Logs") {
-            this.log.show();
-          } else if (choice === "Restart") {
-            void this.restart();
-          }
-        });
+      void showWithOpenLogs(
+        vscode.window,
+        this.log,
+        "error",
+        `charcode: the language server did not start with ${python} (${message}). The log has its output.`,
+        "Restart",
+      ).then((choice) => {
+        if (choice === "Restart") {
+          void this.restart();
+        }
+      });
       return;
     }
     this.log.info(`charcode language server running (${python})`);

@@ -8,16 +8,9 @@
 import * as path from "path";
 import * as vscode from "vscode";
 
-import { errorMessage } from "./log";
-import {
-  createPrivateEnvironment,
-  describeFailure,
-  shortFailure,
-  findWheel,
-  privateEnvDir,
-  type Resolution,
-  SetupError,
-} from "./python";
+import { createPrivateEnvironment, findWheel, privateEnvDir, SetupError } from "./environmentCreation";
+import { describeFailure, type Resolution, shortFailure } from "./interpreterDiscovery";
+import { errorMessage, showWithOpenLogs } from "./log";
 import type { ServerManager } from "./server";
 import type { Settings } from "./settings";
 
@@ -51,32 +44,32 @@ export class EnvironmentSetup {
   private async ask(why: string, settings: Settings): Promise<void> {
     if (settings.pythonPath) {
       // an explicit choice is never replaced behind the user's back
-      const choice = await vscode.window.showErrorMessage(
+      const choice = await showWithOpenLogs(
+        vscode.window,
+        this.log,
+        "error",
         `charcode: the interpreter in charcode.pythonPath cannot run the charcode server. ${why} ` +
           "Install charcode and torch into it, or clear the setting to let charcode use its own environment.",
         "Open Settings",
-        "Open Logs",
       );
       if (choice === "Open Settings") {
         await vscode.commands.executeCommand("workbench.action.openSettings", "charcode.pythonPath");
-      } else if (choice === "Open Logs") {
-        this.log.show();
       }
       return;
     }
-    const choice = await vscode.window.showWarningMessage(
+    const choice = await showWithOpenLogs(
+      vscode.window,
+      this.log,
+      "warning",
       `charcode needs a Python with charcode and torch (${shortFailure(this.lastResolution)}). ` +
         `Create a private environment for charcode? pip installs the charcode package shipped with the extension and ${settings.torchRequirement} (a large download).`,
       CREATE_ENVIRONMENT,
       "Set Interpreter Path",
-      "Open Logs",
     );
     if (choice === CREATE_ENVIRONMENT) {
       await this.create();
     } else if (choice === "Set Interpreter Path") {
       await vscode.commands.executeCommand("workbench.action.openSettings", "charcode.pythonPath");
-    } else if (choice === "Open Logs") {
-      this.log.show();
     }
   }
 
@@ -165,11 +158,9 @@ export class EnvironmentSetup {
     if (setup?.details) {
       this.log.error(setup.details);
     }
-    const choice = await vscode.window.showErrorMessage(`charcode: ${message}`, "Retry", "Open Logs", "Open Settings");
+    const choice = await showWithOpenLogs(vscode.window, this.log, "error", `charcode: ${message}`, "Retry", "Open Settings");
     if (choice === "Retry") {
       await this.create();
-    } else if (choice === "Open Logs") {
-      this.log.show();
     } else if (choice === "Open Settings") {
       await vscode.commands.executeCommand("workbench.action.openSettings", "charcode");
     }
