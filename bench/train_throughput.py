@@ -2,7 +2,8 @@
 
 - naive: an LSTMCell stack stepped in a Python loop over time (how popular PyTorch char-rnn ports train)
 - plain: a straightforward fp32 nn.LSTM training loop (one process, default threads),
-  and the same loop under bf16 autocast
+  and the same loop under bf16 autocast (not on a CPU without AVX512, where torch's bf16
+  LSTM cannot run: printed as n/a)
 - charcode: the real `charcode train` command on the installed standard library, its own
   device choices (on CPU: one single-threaded process per core, bf16 autocast where the CPU
   has native bf16 (AVX512-BF16, AMX), else fp32; on CUDA: cuDNN, bf16, fused AdamW)
@@ -41,7 +42,7 @@ from torch.nn import functional as F
 
 from charcode.training.model import SIZES, CharLSTM, ModelConfig
 from charcode.training.symbols import VOCAB_SIZE
-from charcode.training.trainer import pick_precision
+from charcode.training.trainer import cpu_runs_bf16_lstm, pick_precision
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0}
 
@@ -200,6 +201,9 @@ def main() -> None:
         f"charcode's precision here (--precision auto): {'bf16' if _trainer_uses_bf16(device) else 'fp32'}"
     )
     cpu = device.type == "cpu"
+    plain_bf16 = not cpu or cpu_runs_bf16_lstm()
+    if not plain_bf16:
+        print("plain bf16: n/a, this CPU cannot run torch's bf16 LSTM (oneDNN needs AVX512)")
     print(
         f"{'size':8} {'naive cell loop':>16} {'plain nn.LSTM':>14} {'plain bf16':>11} {'charcode':>12}"
         + (f" {'ceiling':>9}" if cpu else "")
@@ -224,9 +228,10 @@ def main() -> None:
             runs["plain"].append(
                 loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device)
             )
-            runs["bf16"].append(
-                loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device, bf16=True)
-            )
+            if plain_bf16:
+                runs["bf16"].append(
+                    loop_rate(CharLSTM(cfg), batch, args.seq_len, args.seconds, device, bf16=True)
+                )
             runs["ours"].append(
                 trainer_rate(size, batch, args.seq_len, args.seconds, device.type, args.repo)
             )
@@ -234,8 +239,9 @@ def main() -> None:
                 runs["ceiling"].append(ceiling_rate(size, batch, args.seq_len, args.seconds))
         med = {k: statistics.median(v) if v else float("nan") for k, v in runs.items()}
         ratios = [o / p for o, p in zip(runs["ours"], runs["plain"], strict=True)]
+        bf16_text = f"{med['bf16']:>11,.0f}" if runs["bf16"] else f"{'n/a':>11}"
         line = (
-            f"{size:8} {med['naive']:>16,.0f} {med['plain']:>14,.0f} {med['bf16']:>11,.0f} "
+            f"{size:8} {med['naive']:>16,.0f} {med['plain']:>14,.0f} {bf16_text} "
             f"{med['ours']:>12,.0f}"
             + (f" {med['ceiling']:>9,.0f}" if cpu else "")
             + f" {med['ours'] / med['naive']:>8.2f}x {med['ours'] / med['plain']:>8.2f}x"

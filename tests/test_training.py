@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from charcode.server.cli import main
 from charcode.training.checkpoint import read_metadata, state_path
+from charcode.training.cli import main  # train; the server assembles the same command
 from charcode.training.trainer import last_path, lr_factor, metrics_path
 
 TINY = ["--size", "tiny", "--batch-size", "8", "--seq-len", "32", "--lr", "0.01"]
@@ -68,6 +68,13 @@ def test_lr_schedule_warms_up_then_decays():
     assert lr_factor(9, 0.1, 10) == 1.0
     assert lr_factor(50, 0.5, 10) == pytest.approx(0.55)
     assert lr_factor(100, 1.0, 10) == pytest.approx(0.1)
+
+
+def server_main(argv: list[str]) -> int:
+    """The whole `charcode` command line (sample, hallucinate, eval and models live there)."""
+    from charcode.server.cli import main as charcode_main
+
+    return charcode_main(argv)
 
 
 def _weights(path):
@@ -182,15 +189,15 @@ def test_sample_is_deterministic_per_seed(tiny_python_model, capsys):
         "--seed",
         "3",
     ]
-    assert main(args) == 0
+    assert server_main(args) == 0
     first = capsys.readouterr().out
-    assert main(args) == 0
+    assert server_main(args) == 0
     assert capsys.readouterr().out == first and first.startswith("def ")
 
 
 def test_hallucinate_json(tiny_python_model, capsys):
     assert (
-        main(
+        server_main(
             [
                 "hallucinate",
                 "--model",
@@ -213,15 +220,15 @@ def test_hallucinate_json(tiny_python_model, capsys):
 
 def test_hallucinate_without_the_syntax_guard(tiny_python_model, capsys):
     args = ["hallucinate", "--model", str(tiny_python_model), "--json", "--max-chars", "300"]
-    assert main([*args, "--seed", "4"]) == 0
+    assert server_main([*args, "--seed", "4"]) == 0
     guarded = json.loads(capsys.readouterr().out)
-    assert main([*args, "--seed", "4", "--no-syntax-check"]) == 0
+    assert server_main([*args, "--seed", "4", "--no-syntax-check"]) == 0
     plain = json.loads(capsys.readouterr().out)
     assert plain["text"].startswith("def ") and guarded["text"].startswith("def ")
 
 
 def test_eval_json(tiny_python_model, python_repo, capsys):
-    assert main(["eval", "--model", str(tiny_python_model), "--json", str(python_repo)]) == 0
+    assert server_main(["eval", "--model", str(tiny_python_model), "--json", str(python_repo)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["files"] == 12 and result["chars"] > 10_000 and 0 < result["bits_per_char"] < 8
 
@@ -233,7 +240,7 @@ def test_models_lists_search_order(tiny_python_model, tmp_path, monkeypatch, cap
     (ws / ".charcode" / "models" / "lua.safetensors").write_bytes(b"not a checkpoint")
     monkeypatch.chdir(ws)
     monkeypatch.setenv("CHARCODE_MODELS_DIR", str(tmp_path / "none"))
-    assert main(["models", "--json"]) == 0
+    assert server_main(["models", "--json"]) == 0
     entries = json.loads(capsys.readouterr().out)
     ours = [e for e in entries if e["source"] == "workspace"]
     assert {e["language"] for e in ours} == {"python", "lua"}
@@ -245,8 +252,9 @@ def test_models_lists_search_order(tiny_python_model, tmp_path, monkeypatch, cap
 
 
 def run_cli(*args, env=None):
+    module = "charcode.training" if args[0] == "train" else "charcode.server.cli"
     proc = subprocess.run(
-        [sys.executable, "-m", "charcode.server.cli", *args],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -350,18 +358,82 @@ def test_torchrun_two_processes_match_one_process(python_repo, cache_dir, tmp_pa
 
 
 def test_precision_choice():
-    from charcode.training.trainer import TrainingError, cpu_has_native_bf16, pick_precision
+    from charcode.training.trainer import (
+        TrainingError,
+        cpu_has_native_bf16,
+        cpu_runs_bf16_lstm,
+        pick_precision,
+    )
 
     cpu = torch.device("cpu")
     assert pick_precision("fp32", cpu) is None
-    assert pick_precision("bf16", cpu) == torch.bfloat16
+    if cpu_runs_bf16_lstm():
+        assert pick_precision("bf16", cpu) == torch.bfloat16
+    else:
+        with pytest.raises(TrainingError, match="use --precision fp32"):
+            pick_precision("bf16", cpu)
     auto = pick_precision("auto", cpu)
-    assert auto == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    assert auto == (torch.bfloat16 if cpu_has_native_bf16() and cpu_runs_bf16_lstm() else None)
     assert pick_precision("auto", torch.device("cuda")) == torch.bfloat16
     with pytest.raises(TrainingError, match="unknown precision"):
         pick_precision("fp8", cpu)
 
 
+def _simulate_cpu_without_bf16_lstm(monkeypatch):
+    from charcode.training import trainer
+
+    monkeypatch.setattr(trainer, "cpu_runs_bf16_lstm", lambda: False)
+    monkeypatch.setattr(trainer, "cpu_has_native_bf16", lambda: False)
+
+
+def test_bf16_on_a_cpu_without_bf16_lstm_stops_with_one_line(
+    python_repo, cache_dir, tmp_path, monkeypatch, capsys
+):
+    """On an AVX2-only CPU (simulated), --precision bf16 stops before any work: one line,
+    exit 2, nothing written; auto trains in fp32 there."""
+    _simulate_cpu_without_bf16_lstm(monkeypatch)
+    out = tmp_path / "m.safetensors"
+    common = ["--steps", "2", "--cpu-procs", "1"]
+    assert main([*train_args(python_repo, out, cache_dir, *common), "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "cannot run on this CPU" in err and "--precision fp32" in err
+    assert not out.exists() and not last_path(out).exists()
+    assert main(train_args(python_repo, out, cache_dir, *common)) == 0
+    assert read_metadata(out)["training"]["precision"] == "fp32"
+
+
+def test_resuming_a_bf16_run_on_a_cpu_without_bf16_lstm_continues_in_fp32(
+    python_repo, cache_dir, tmp_path, monkeypatch, capsys
+):
+    """A run whose state says bf16 (as if trained on another machine), resumed with
+    --precision auto where bf16 cannot run, goes on in fp32 and says so."""
+    from charcode.training.checkpoint import load_resume_state, save_resume_state
+
+    out = tmp_path / "m.safetensors"
+    common = ["--cpu-procs", "1", "--precision", "fp32"]
+    assert main(train_args(python_repo, out, cache_dir, "--steps", "2", *common)) == 0
+    state = state_path(last_path(out))
+    st = load_resume_state(state)
+    save_resume_state(state, {**st, "precision": "bf16"})
+    _simulate_cpu_without_bf16_lstm(monkeypatch)
+    more = train_args(python_repo, out, cache_dir, "--steps", "4", "--cpu-procs", "1")
+    assert main([*more, "--resume"]) == 0
+    assert "continuing in fp32" in capsys.readouterr().err
+    assert read_metadata(last_path(out))["training"]["precision"] == "fp32"
+
+
+def _bf16_lstm_on_cpu() -> bool:
+    from charcode.training.trainer import cpu_runs_bf16_lstm
+
+    return cpu_runs_bf16_lstm()
+
+
+@pytest.mark.skipif(
+    not _bf16_lstm_on_cpu(),
+    reason="this CPU cannot run torch's bf16 LSTM (oneDNN has it only with AVX512); "
+    "`--precision bf16` stops with one line here (see the test above)",
+)
 def test_bf16_training_learns_like_fp32_and_resumes_in_bf16(python_repo, cache_dir, tmp_path):
     """bf16 autocast on CPU (the trainer's choice where the CPU has native bf16) follows the
     fp32 run closely and is recorded; --resume keeps the run's precision."""

@@ -68,7 +68,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
         "--precision",
         default="auto",
         choices=PRECISIONS,
-        help="bf16 autocast or fp32; auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX)",
+        help="bf16 autocast or fp32; auto: bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16, AMX); bf16 on CPU needs AVX512",
     )
     t.add_argument(
         "--cpu-procs",
@@ -255,6 +255,7 @@ def cmd_train(args) -> int:
         Trainer,
         TrainingError,
         pick_device,
+        pick_precision,
         progress_dict,
     )
 
@@ -265,6 +266,7 @@ def cmd_train(args) -> int:
     if output.suffix != ".safetensors":
         raise CliError(f"--output must end in .safetensors, got {output}")
     device = pick_device(args.device)
+    pick_precision(args.precision, device)  # bf16 where it cannot run: one line, before any work
     if device.type == "cpu" and "WORLD_SIZE" not in os.environ:
         from .cpu_parallel import choose_processes, launch
 

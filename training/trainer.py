@@ -3,6 +3,7 @@ periodic validation, best/last checkpoints, exact resume, DDP across processes."
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -107,16 +108,46 @@ def cpu_has_native_bf16() -> bool:
     return bool(supported) and re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
 
 
+@functools.cache
+def cpu_runs_bf16_lstm() -> bool:
+    """Whether torch can train the LSTM under bf16 autocast on this CPU, tried on a tiny one.
+
+    oneDNN's bf16 LSTM needs AVX512 (native with AVX512-BF16 or AMX, emulated on plain
+    AVX512); on an AVX2-only CPU torch still picks it and fails to create the primitive.
+    The other way round (oneDNN off, so the LSTM runs as bf16 matrix products) works
+    there but measured 30x slower than fp32 (354 against 10,493 characters/s, small
+    model, one thread, AMD EPYC with AVX2), so charcode does not offer it."""
+    try:
+        lstm = torch.nn.LSTM(4, 4)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = lstm(torch.zeros(2, 1, 4, requires_grad=True))
+        out.float().sum().backward()
+    except RuntimeError:
+        return False
+    return True
+
+
+BF16_CPU_ERROR = (
+    "--precision bf16 cannot run on this CPU: its LSTM library (oneDNN) has bf16 only on "
+    "CPUs with AVX512; use --precision fp32 (or auto, which picks fp32 here)"
+)
+
+
 def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype (None: fp32). auto: bf16 on CUDA and on CPUs with native bf16,
-    measured faster there (bench/train_throughput.py) at the same loss; fp32 elsewhere."""
+    measured faster there (bench/train_throughput.py) at the same loss; fp32 elsewhere.
+    bf16 on a CPU that cannot run a bf16 LSTM is a TrainingError (one line, before training)."""
     if name not in PRECISIONS:
         raise TrainingError(f"unknown precision {name!r}; use {', '.join(PRECISIONS)}")
     if name == "fp32":
         return None
-    if name == "bf16" or device.type == "cuda" or cpu_has_native_bf16():
+    if device.type == "cuda":
         return torch.bfloat16
-    return None
+    if name == "bf16":
+        if not cpu_runs_bf16_lstm():
+            raise TrainingError(BF16_CPU_ERROR)
+        return torch.bfloat16
+    return torch.bfloat16 if cpu_has_native_bf16() and cpu_runs_bf16_lstm() else None
 
 
 class Distributed:
@@ -306,8 +337,16 @@ class Trainer:
         self.model.load_state_dict(ckpt.model.state_dict())
         st = load_resume_state(state_path(path))
         if self.cfg.precision == "auto" and st.get("precision") in PRECISIONS:
-            # continue exactly: the run's own precision, even on another machine
-            self.autocast_dtype = pick_precision(st["precision"], self.device)
+            # continue exactly: the run's own precision, even on another machine, unless
+            # this machine cannot run it (a bf16 run resumed on an AVX2-only CPU)
+            try:
+                self.autocast_dtype = pick_precision(st["precision"], self.device)
+            except TrainingError:
+                self.autocast_dtype = None
+                self.log(
+                    f"note: this run trained in {st['precision']}, which this CPU cannot run; "
+                    "continuing in fp32"
+                )
         self.optimizer.load_state_dict(st["optimizer"])
         self.step = int(st["step"])
         self.elapsed = float(st["elapsed"])
