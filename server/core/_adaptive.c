@@ -1,0 +1,1089 @@
+/*
+ * charcode.server.core._adaptive: the compiled core of the adaptive predictor.
+ *
+ * Bit-level context mixing. A byte is coded as 8 binary decisions, high bit
+ * first. For each decision a set of models gives a probability, in the logit
+ * ("stretch") domain; gated linear mixers (weight sets chosen by a small
+ * context) combine them, two adaptive probability maps (APM/SSE) refine the
+ * result. The models:
+ *   - hashed context models of orders 0-6, 8 and 12 and two word contexts:
+ *     per context and nibble, a 64-byte slot of 15 adaptive bit counters;
+ *   - a match model: the byte that followed the most recent earlier
+ *     occurrence of the last 12 (or else 5) bytes, with its verified length;
+ *   - the LSTM's 257-way distribution, turned into the probability of each
+ *     bit through subtree sums.
+ * Everything the models read about the position comes from the last
+ * CONTEXT_BYTES bytes of the document, so a prediction is a pure function of
+ * (state, context bytes, LSTM distribution): predict() mutates nothing, and
+ * score() computes the very same predictions before it learns.
+ *
+ * Plain C99 and the CPython API; no numpy headers (arrays travel through the
+ * buffer protocol as contiguous float64). Every size read from a state file
+ * is checked before use.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CTX_BYTES 64
+#define NSYM 257
+#define FORMAT_VERSION 1u
+
+/* context models: order 0, orders ORDERS[], two word models */
+static const int ORDERS[] = {1, 2, 3, 4, 5, 6, 8, 12};
+#define NORD 8
+#define MAXORD 12
+#define NCM (1 + NORD + 2)
+#define NIN (2 * NCM + 2 + 2 + 1) /* counters, match, LSTM, bias */
+#define NSETS_A 256
+#define NSETS_B ((NORD + 1) * 4 * 8)
+#define NSETS_C 256
+#define NFIN 4 /* final mixer inputs: 3 mixers + bias */
+#define NSETS_F 8
+#define APM_N 33
+#define MATCH_LONG 12
+#define MATCH_SHORT 5
+#define SM_N (2 * 32)
+#define ST_CLAMP 8.0f
+#define LSTM_CLAMP 12.0f
+
+static const char MAGIC[8] = {'C', 'C', 'A', 'D', 'P', 'T', '\r', '\n'};
+
+typedef struct {
+    float lr_mix, lr_final, apm_rate, w_apm1, w_apm2;
+    uint32_t limit;
+} Params;
+
+typedef struct {
+    /* sizes */
+    uint64_t memory_cap;
+    uint64_t cm_slots; /* 64-byte slots, even */
+    uint32_t hist_bits, mt_bits;
+    /* counters */
+    uint64_t total; /* bytes ever appended to the history */
+    uint64_t bytes_learned, files_learned, bytes_scored, docs_scored, updates;
+    Params prm;
+    /* tables */
+    uint32_t *cm;    /* cm_slots * 16 */
+    uint8_t *hist;   /* 1 << hist_bits */
+    uint32_t *mt;    /* 2 << mt_bits: long then short match table */
+    uint32_t *sm;    /* SM_N match counters */
+    float *wa, *wb, *wc, *wf;
+    uint16_t *apm1, *apm2;
+} Core;
+
+/* ---------------------------------------------------------------- tables */
+
+static float ST_TAB[4096];
+static int32_t RECIP[1024];
+static const uint32_t EMPTY_SLOT[16] = {0,        1u << 31, 1u << 31, 1u << 31, 1u << 31, 1u << 31,
+                                        1u << 31, 1u << 31, 1u << 31, 1u << 31, 1u << 31, 1u << 31,
+                                        1u << 31, 1u << 31, 1u << 31, 1u << 31};
+
+static void init_tables(void) {
+    for (int i = 0; i < 4096; i++) {
+        double p = (i + 0.5) / 4096.0;
+        ST_TAB[i] = (float)log(p / (1.0 - p));
+    }
+    for (int n = 0; n < 1024; n++) RECIP[n] = (int32_t)(65536.0 / (n + 1.5));
+}
+
+static inline float squash(float x) {
+    if (x > 30.f) x = 30.f;
+    if (x < -30.f) x = -30.f;
+    return 1.0f / (1.0f + expf(-x));
+}
+
+static inline float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > hi ? hi : x); }
+
+static inline uint64_t mix64(uint64_t h) {
+    h ^= h >> 31;
+    h *= 0x7fb5d329728ea185ULL;
+    h ^= h >> 27;
+    h *= 0x81dadef4bc2dd44dULL;
+    h ^= h >> 33;
+    return h;
+}
+
+/* -------------------------------------------------------------- sizing */
+
+static uint64_t fixed_bytes(void) {
+    return (uint64_t)SM_N * 4 + (uint64_t)(NSETS_A + NSETS_B + NSETS_C) * NIN * 4 +
+           (uint64_t)NSETS_F * NFIN * 4 + (uint64_t)256 * APM_N * 2 + (uint64_t)65536 * APM_N * 2;
+}
+
+static uint64_t core_bytes(const Core *c) {
+    return fixed_bytes() + c->cm_slots * 64 + ((uint64_t)1 << c->hist_bits) +
+           ((uint64_t)8 << c->mt_bits);
+}
+
+#define MIN_MEMORY ((uint64_t)8 << 20)
+#define MAX_MEMORY ((uint64_t)16 << 30)
+
+static int plan_sizes(uint64_t mem, uint64_t *slots, uint32_t *hb, uint32_t *mb) {
+    if (mem < MIN_MEMORY || mem > MAX_MEMORY) return -1;
+    uint64_t rest = mem - fixed_bytes();
+    uint32_t h = 10;
+    while (((uint64_t)2 << h) <= rest / 8) h++;
+    uint32_t m = 8;
+    while (((uint64_t)16 << m) <= rest / 16) m++; /* 2 tables of 4-byte entries */
+    uint64_t left = rest - ((uint64_t)1 << h) - ((uint64_t)8 << m);
+    *slots = (left / 64) & ~(uint64_t)1;
+    *hb = h;
+    *mb = m;
+    return 0;
+}
+
+static void core_free(Core *c) {
+    free(c->cm);
+    free(c->hist);
+    free(c->mt);
+    free(c->sm);
+    free(c->wa);
+    free(c->wb);
+    free(c->wc);
+    free(c->wf);
+    free(c->apm1);
+    free(c->apm2);
+    memset(c, 0, sizeof *c);
+}
+
+/* The context slots are read at random: on Linux ask for transparent huge pages,
+ * which saves most TLB misses. */
+static void *alloc_big(size_t n) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    void *p = NULL;
+    if (n >= ((size_t)4 << 20) && posix_memalign(&p, (size_t)2 << 20, n) == 0) {
+        madvise(p, n, MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return malloc(n);
+}
+
+static int core_alloc(Core *c) {
+    c->cm = (uint32_t *)alloc_big(c->cm_slots * 64);
+    c->hist = (uint8_t *)malloc((size_t)1 << c->hist_bits);
+    c->mt = (uint32_t *)malloc((size_t)8 << c->mt_bits);
+    c->sm = (uint32_t *)malloc(SM_N * 4);
+    c->wa = (float *)malloc(sizeof(float) * NSETS_A * NIN);
+    c->wb = (float *)malloc(sizeof(float) * NSETS_B * NIN);
+    c->wc = (float *)malloc(sizeof(float) * NSETS_C * NIN);
+    c->wf = (float *)malloc(sizeof(float) * NSETS_F * NFIN);
+    c->apm1 = (uint16_t *)malloc(2 * 256 * APM_N);
+    c->apm2 = (uint16_t *)malloc(2 * 65536 * APM_N);
+    if (!c->cm || !c->hist || !c->mt || !c->sm || !c->wa || !c->wb || !c->wc || !c->wf || !c->apm1 ||
+        !c->apm2)
+        return -1;
+    return 0;
+}
+
+static void init_weights(float *w, int nsets) {
+    for (int s = 0; s < nsets; s++) {
+        float *v = w + (size_t)s * NIN;
+        for (int i = 0; i < NIN; i++) v[i] = 0.f;
+        for (int i = 0; i < NCM; i++) v[2 * i] = 0.1f;
+        v[2 * NCM] = 0.3f;     /* match */
+        v[2 * NCM + 2] = 1.0f; /* LSTM */
+    }
+}
+
+static void core_reset(Core *c) {
+    for (uint64_t i = 0; i < c->cm_slots; i++) memcpy(c->cm + i * 16, EMPTY_SLOT, 64);
+    memset(c->hist, 0, (size_t)1 << c->hist_bits);
+    memset(c->mt, 0, (size_t)8 << c->mt_bits);
+    for (int i = 0; i < SM_N; i++) c->sm[i] = 1u << 31;
+    init_weights(c->wa, NSETS_A);
+    init_weights(c->wb, NSETS_B);
+    init_weights(c->wc, NSETS_C);
+    for (int s = 0; s < NSETS_F; s++) {
+        c->wf[s * NFIN + 0] = 0.4f;
+        c->wf[s * NFIN + 1] = 0.3f;
+        c->wf[s * NFIN + 2] = 0.3f;
+        c->wf[s * NFIN + 3] = 0.f;
+    }
+    for (int j = 0; j < APM_N; j++) {
+        float p = squash((j - 16) * 0.5f);
+        uint16_t v = (uint16_t)(p * 65535.f + 0.5f);
+        for (int k = 0; k < 256; k++) c->apm1[k * APM_N + j] = v;
+        for (int k = 0; k < 65536; k++) c->apm2[(size_t)k * APM_N + j] = v;
+    }
+    c->total = c->bytes_learned = c->files_learned = c->bytes_scored = c->docs_scored = 0;
+    c->updates = 0;
+}
+
+static void default_params(Params *p) {
+    p->lr_mix = 0.02f;
+    p->lr_final = 0.005f;
+    p->apm_rate = 0.02f;
+    p->w_apm1 = 0.25f;
+    p->w_apm2 = 0.25f;
+    p->limit = 255;
+}
+
+static int params_ok(const Params *p) {
+    return isfinite(p->lr_mix) && p->lr_mix >= 0.f && p->lr_mix <= 10.f && isfinite(p->lr_final) &&
+           p->lr_final >= 0.f && p->lr_final <= 10.f && isfinite(p->apm_rate) && p->apm_rate >= 0.f &&
+           p->apm_rate <= 1.f && isfinite(p->w_apm1) && isfinite(p->w_apm2) && p->w_apm1 >= 0.f &&
+           p->w_apm2 >= 0.f && p->w_apm1 + p->w_apm2 <= 1.f && p->limit >= 1 && p->limit <= 1023;
+}
+
+/* ----------------------------------------------------- byte contexts */
+
+typedef struct {
+    uint64_t h[NCM]; /* byte-level context hashes */
+    int mbyte;       /* expected byte from the match model, or -1 */
+    int mlen;        /* its verified length */
+    int c1;          /* last byte, or 0 at the start */
+} ByteCtx;
+
+static inline int is_word(int ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch >= 128;
+}
+
+static uint64_t hash_tail(const uint8_t *w, int L, int n) {
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
+    for (int k = 1; k <= n; k++) h = (h + (k <= L ? w[L - k] : 256) + 1) * 0xBF58476D1CE4E5B9ULL;
+    return mix64(h);
+}
+
+/* The absolute history position stored as ptr32 if it is still in the
+ * history, else UINT64_MAX. */
+static uint64_t resolve(const Core *c, uint32_t ptr32) {
+    uint32_t diff = (uint32_t)c->total - ptr32;
+    uint64_t hsize = (uint64_t)1 << c->hist_bits;
+    if (diff == 0 || diff > c->total || diff >= hsize) return UINT64_MAX;
+    return c->total - diff;
+}
+
+/* How many bytes before history position p equal the window's tail. */
+static int verify(const Core *c, uint64_t p, const uint8_t *w, int L) {
+    uint64_t hmask = ((uint64_t)1 << c->hist_bits) - 1;
+    uint64_t lo = c->total > hmask ? c->total - hmask : 0; /* oldest byte still present */
+    int n = 0;
+    while (n < L && p >= lo + 1 + (uint64_t)n && c->hist[(p - 1 - n) & hmask] == w[L - 1 - n]) n++;
+    return n;
+}
+
+static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
+    /* orders */
+    uint64_t h = 0x243F6A8885A308D3ULL;
+    int oi = 0;
+    x->h[0] = mix64(h + 1);
+    for (int k = 1; k <= MAXORD && oi < NORD; k++) {
+        h = (h + (k <= L ? w[L - k] : 256) + 1) * 0xBF58476D1CE4E5B9ULL;
+        if (k == ORDERS[oi]) {
+            x->h[1 + oi] = mix64(h + (uint64_t)k * 0x9E3779B97F4A7C15ULL);
+            oi++;
+        }
+    }
+    /* words: the identifier being typed (with the byte before it), and the
+     * previous identifier with the current one */
+    int i = L;
+    uint64_t hw = 0x452821E638D01377ULL;
+    while (i > 0 && L - i < 32 && is_word(w[i - 1])) {
+        hw = (hw + w[i - 1] + 1) * 0xBF58476D1CE4E5B9ULL;
+        i--;
+    }
+    int before = i > 0 ? w[i - 1] : 256;
+    x->h[1 + NORD] = mix64(hw + (uint64_t)(before + 1) * 0x94D049BB133111EBULL + 11);
+    while (i > 0 && !is_word(w[i - 1])) i--;
+    uint64_t hp = 0x13198A2E03707344ULL;
+    int j = i;
+    while (j > 0 && i - j < 32 && is_word(w[j - 1])) {
+        hp = (hp + w[j - 1] + 1) * 0xBF58476D1CE4E5B9ULL;
+        j--;
+    }
+    x->h[2 + NORD] = mix64(hw * 31 + hp + 12);
+    x->c1 = L > 0 ? w[L - 1] : 0;
+    /* match */
+    x->mbyte = -1;
+    x->mlen = 0;
+    uint32_t mmask = ((uint32_t)1 << c->mt_bits) - 1;
+    if (L >= MATCH_LONG) {
+        uint64_t p = resolve(c, c->mt[hash_tail(w, L, MATCH_LONG) & mmask]);
+        if (p != UINT64_MAX) {
+            int n = verify(c, p, w, L);
+            if (n >= MATCH_LONG) {
+                x->mlen = n;
+                x->mbyte = c->hist[p & (((uint64_t)1 << c->hist_bits) - 1)];
+            }
+        }
+    }
+    if (x->mbyte < 0 && L >= MATCH_SHORT) {
+        uint64_t p = resolve(c, c->mt[((uint64_t)1 << c->mt_bits) + (hash_tail(w, L, MATCH_SHORT) & mmask)]);
+        if (p != UINT64_MAX) {
+            int n = verify(c, p, w, L);
+            if (n >= MATCH_SHORT) {
+                x->mlen = n;
+                x->mbyte = c->hist[p & (((uint64_t)1 << c->hist_bits) - 1)];
+            }
+        }
+    }
+}
+
+/* Append byte b (which followed window w[0..L)) to the history and index it. */
+static void append_byte(Core *c, const uint8_t *w, int L, int b) {
+    uint64_t p = c->total;
+    c->hist[p & (((uint64_t)1 << c->hist_bits) - 1)] = (uint8_t)b;
+    c->total = p + 1;
+    uint32_t mmask = ((uint32_t)1 << c->mt_bits) - 1;
+    if (L >= MATCH_LONG) c->mt[hash_tail(w, L, MATCH_LONG) & mmask] = (uint32_t)p;
+    if (L >= MATCH_SHORT)
+        c->mt[((uint64_t)1 << c->mt_bits) + (hash_tail(w, L, MATCH_SHORT) & mmask)] = (uint32_t)p;
+}
+
+/* ------------------------------------------------------------- slots */
+
+static inline uint64_t nib_hash(uint64_t h, int hn) {
+    return mix64(h + (uint64_t)(hn + 1) * 0xD6E8FEB86659FD93ULL);
+}
+
+static uint32_t *slot_find(Core *c, uint64_t h, int insert) {
+    uint64_t idx = (((uint64_t)(uint32_t)(h >> 32) * c->cm_slots) >> 32) & ~(uint64_t)1;
+    uint32_t chk = (uint32_t)(h & 0xFFFF) + 1;
+    uint32_t *s0 = c->cm + idx * 16, *s1 = s0 + 16;
+    if (s0[0] == chk) return s0;
+    if (s1[0] == chk) return s1;
+    if (!insert) return NULL;
+    uint32_t *r = (s0[1] & 1023) <= (s1[1] & 1023) ? s0 : s1;
+    memcpy(r, EMPTY_SLOT, 64);
+    r[0] = chk;
+    return r;
+}
+
+static inline void prefetch_slot(const Core *c, uint64_t h) {
+#if defined(__GNUC__)
+    uint64_t idx = (((uint64_t)(uint32_t)(h >> 32) * c->cm_slots) >> 32) & ~(uint64_t)1;
+    __builtin_prefetch(c->cm + idx * 16);
+    __builtin_prefetch(c->cm + idx * 16 + 16);
+#else
+    (void)c;
+    (void)h;
+#endif
+}
+
+static inline void ctr_update(uint32_t *v, int y, uint32_t limit) {
+    uint32_t n = *v & 1023;
+    int32_t p = (int32_t)(*v >> 10);
+    int32_t target = y ? (1 << 22) - 1 : 0;
+    p += (int32_t)(((int64_t)(target - p) * RECIP[n]) >> 16);
+    if (n < limit) n++;
+    *v = ((uint32_t)p << 10) | n;
+}
+
+/* ----------------------------------------------------------- LSTM tree */
+
+typedef struct {
+    double s[512]; /* subtree sums over bytes, heap order: node k has 2k, 2k+1 */
+    double p256;   /* probability of the boundary symbol */
+} Tree;
+
+static void lstm_tree(const double *lp, Tree *t) {
+    double m = lp[0];
+    for (int i = 1; i < NSYM; i++)
+        if (lp[i] > m) m = lp[i];
+    if (!isfinite(m)) m = 0.0;
+    double z = 0.0;
+    for (int b = 0; b < 256; b++) {
+        double v = lp[b] - m;
+        double e = (v == v) ? exp(v < -700.0 ? -700.0 : v) : 0.0;
+        t->s[256 + b] = e + 1e-30;
+        z += e;
+    }
+    double v256 = lp[256] - m;
+    double e256 = (v256 == v256) ? exp(v256 < -700.0 ? -700.0 : v256) : 0.0;
+    z += e256;
+    for (int k = 255; k >= 1; k--) t->s[k] = t->s[2 * k] + t->s[2 * k + 1];
+    double p = z > 0.0 ? e256 / z : 0.0;
+    if (!(p >= 1e-7)) p = 1e-7;
+    if (p > 0.5) p = 0.5;
+    t->p256 = p;
+}
+
+/* ------------------------------------------------------- one decision */
+
+typedef struct {
+    float x[NIN];
+    float sa, sb, sc, sf, pf, pa1, pa2, p;
+    int seta, setb, setc, setf;
+    int a1lo, a2lo;
+    float a1w, a2w;
+    int smi; /* match counter index, or -1 */
+} Bit;
+
+static inline float dot(const float *w, const float *x) {
+    float s = 0.f;
+    for (int i = 0; i < NIN; i++) s += w[i] * x[i];
+    return s;
+}
+
+static inline void train(float *w, const float *x, float err) {
+    for (int i = 0; i < NIN; i++) w[i] += err * x[i];
+}
+
+static inline float apm_read(const uint16_t *t, float s, int *lo, float *wt) {
+    float pos = (clampf(s, -7.999f, 7.999f) + 8.f) * 2.f;
+    int i = (int)pos;
+    float f = pos - (float)i;
+    *lo = i;
+    *wt = f;
+    return ((float)t[i] * (1.f - f) + (float)t[i + 1] * f) * (1.f / 65536.f);
+}
+
+static inline void apm_train(uint16_t *t, int lo, float f, int y, float rate) {
+    float target = y ? 65535.f : 0.f;
+    float a = (float)t[lo], b = (float)t[lo + 1];
+    a += (target - a) * rate * (1.f - f);
+    b += (target - b) * rate * f;
+    t[lo] = (uint16_t)clampf(a + 0.5f, 0.f, 65535.f);
+    t[lo + 1] = (uint16_t)clampf(b + 0.5f, 0.f, 65535.f);
+}
+
+/* The probability that the next bit is 1 at partial byte c0 (1..255), with
+ * the counters of the nibble's slots at node j (1..15). */
+static void predict_bit(const Core *c, uint32_t *const *slots, int j, int c0, int bitpos,
+                        const ByteCtx *x, const Tree *t, Bit *b) {
+    int ordseen = 0;
+    for (int i = 0; i < NCM; i++) {
+        uint32_t v = slots[i][j];
+        uint32_t n = v & 1023;
+        if (n) {
+            uint32_t p = v >> 10;
+            b->x[2 * i] = ST_TAB[p >> 10];
+            b->x[2 * i + 1] = ((float)p * (1.f / 4194304.f) - 0.5f) * 4.f;
+            if (i >= 1 && i <= NORD) ordseen = i;
+        } else {
+            b->x[2 * i] = 0.f;
+            b->x[2 * i + 1] = 0.f;
+        }
+    }
+    /* match */
+    int mstate = 0;
+    b->smi = -1;
+    b->x[2 * NCM] = b->x[2 * NCM + 1] = 0.f;
+    if (x->mbyte >= 0 && ((x->mbyte | 256) >> (8 - bitpos)) == c0) {
+        int ebit = (x->mbyte >> (7 - bitpos)) & 1;
+        int lb = x->mlen < 16 ? x->mlen : 16 + (x->mlen - 16) / 4;
+        if (lb > 31) lb = 31;
+        b->smi = lb * 2 + ebit;
+        b->x[2 * NCM] = ST_TAB[c->sm[b->smi] >> 20];
+        b->x[2 * NCM + 1] = (ebit ? 1.f : -1.f) * (float)lb * (1.f / 16.f);
+        mstate = x->mlen < 16 ? 1 : (x->mlen < 32 ? 2 : 3);
+    }
+    /* LSTM */
+    double s1 = t->s[2 * c0 + 1], s0 = t->s[2 * c0];
+    float sl = clampf((float)(log(s1) - log(s0)), -LSTM_CLAMP, LSTM_CLAMP);
+    b->x[2 * NCM + 2] = sl;
+    b->x[2 * NCM + 3] = (float)(s1 / (s0 + s1)) - 0.5f;
+    b->x[NIN - 1] = 0.25f;
+    /* mixers */
+    b->seta = c0;
+    b->setb = (ordseen * 4 + mstate) * 8 + bitpos;
+    b->setc = x->c1;
+    b->setf = bitpos;
+    b->sa = clampf(dot(c->wa + (size_t)b->seta * NIN, b->x), -LSTM_CLAMP, LSTM_CLAMP);
+    b->sb = clampf(dot(c->wb + (size_t)b->setb * NIN, b->x), -LSTM_CLAMP, LSTM_CLAMP);
+    b->sc = clampf(dot(c->wc + (size_t)b->setc * NIN, b->x), -LSTM_CLAMP, LSTM_CLAMP);
+    const float *wf = c->wf + b->setf * NFIN;
+    b->sf = clampf(wf[0] * b->sa + wf[1] * b->sb + wf[2] * b->sc + wf[3] * 0.25f, -LSTM_CLAMP,
+                   LSTM_CLAMP);
+    b->pf = squash(b->sf);
+    /* APMs */
+    b->pa1 = apm_read(c->apm1 + (size_t)c0 * APM_N, b->sf, &b->a1lo, &b->a1w);
+    b->pa2 = apm_read(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->sf, &b->a2lo, &b->a2w);
+    float wm = 1.f - c->prm.w_apm1 - c->prm.w_apm2;
+    float p = wm * b->pf + c->prm.w_apm1 * b->pa1 + c->prm.w_apm2 * b->pa2;
+    b->p = clampf(p, 1e-6f, 1.f - 1e-6f);
+}
+
+static void update_bit(Core *c, int c0, const ByteCtx *x, const Bit *b, int y) {
+    float lr = c->prm.lr_mix;
+    float ea = ((float)y - squash(b->sa)) * lr;
+    float eb = ((float)y - squash(b->sb)) * lr;
+    float ec = ((float)y - squash(b->sc)) * lr;
+    train(c->wa + (size_t)b->seta * NIN, b->x, ea);
+    train(c->wb + (size_t)b->setb * NIN, b->x, eb);
+    train(c->wc + (size_t)b->setc * NIN, b->x, ec);
+    float ef = ((float)y - b->pf) * c->prm.lr_final;
+    float *wf = c->wf + b->setf * NFIN;
+    wf[0] += ef * b->sa;
+    wf[1] += ef * b->sb;
+    wf[2] += ef * b->sc;
+    wf[3] += ef * 0.25f;
+    apm_train(c->apm1 + (size_t)c0 * APM_N, b->a1lo, b->a1w, y, c->prm.apm_rate);
+    apm_train(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->a2lo, b->a2w, y,
+              c->prm.apm_rate);
+    c->updates++;
+}
+
+static void update_counters(Core *c, uint32_t *const *slots, int j, int y) {
+    for (int i = 0; i < NCM; i++) ctr_update(&slots[i][j], y, c->prm.limit);
+}
+
+static void update_match(Core *c, int c0, int bitpos, const ByteCtx *x, int y) {
+    if (x->mbyte >= 0 && ((x->mbyte | 256) >> (8 - bitpos)) == c0) {
+        int ebit = (x->mbyte >> (7 - bitpos)) & 1;
+        int lb = x->mlen < 16 ? x->mlen : 16 + (x->mlen - 16) / 4;
+        if (lb > 31) lb = 31;
+        ctr_update(&c->sm[lb * 2 + ebit], y, 1023);
+    }
+}
+
+static void find_slots(Core *c, const ByteCtx *x, int hn, int insert, uint32_t **slots) {
+    uint64_t hs[NCM];
+    for (int i = 0; i < NCM; i++) {
+        hs[i] = hn < 0 ? x->h[i] : nib_hash(x->h[i], hn);
+        prefetch_slot(c, hs[i]);
+    }
+    for (int i = 0; i < NCM; i++) {
+        uint32_t *s = slot_find(c, hs[i], insert);
+        slots[i] = s ? s : (uint32_t *)EMPTY_SLOT;
+    }
+}
+
+/* ------------------------------------------------------------ drivers */
+
+/* Learn one file: counters, match model and history; no mixing. The slots of
+ * the next byte are prefetched while this one is learned. */
+static void core_learn(Core *c, const uint8_t *d, Py_ssize_t n) {
+    ByteCtx x[2];
+    uint32_t *slots[NCM];
+    uint64_t hs[2][2][NCM];
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        if (i < n) { /* context of byte i: hashes and prefetches */
+            int L = i < CTX_BYTES ? (int)i : CTX_BYTES;
+            ByteCtx *cx = &x[i & 1];
+            byte_ctx(c, d + i - L, L, cx);
+            for (int k = 0; k < NCM; k++) {
+                hs[i & 1][0][k] = cx->h[k];
+                hs[i & 1][1][k] = nib_hash(cx->h[k], d[i] >> 4);
+                prefetch_slot(c, hs[i & 1][0][k]);
+                prefetch_slot(c, hs[i & 1][1][k]);
+            }
+        }
+        if (i == 0) continue;
+        Py_ssize_t b = i - 1; /* learn byte b */
+        int L = b < CTX_BYTES ? (int)b : CTX_BYTES;
+        const ByteCtx *cx = &x[b & 1];
+        int byte = d[b];
+        for (int half = 0; half < 2; half++) {
+            for (int k = 0; k < NCM; k++) slots[k] = slot_find(c, hs[b & 1][half][k], 1);
+            int j = 1;
+            for (int k = 0; k < 4; k++) {
+                int bitpos = half * 4 + k;
+                int c0 = (byte | 256) >> (8 - bitpos);
+                int y = (byte >> (7 - bitpos)) & 1;
+                update_counters(c, slots, j, y);
+                update_match(c, c0, bitpos, cx, y);
+                j = j * 2 + y;
+            }
+        }
+        append_byte(c, d + b - L, L, byte);
+    }
+    c->bytes_learned += (uint64_t)n;
+    c->files_learned++;
+}
+
+/* Score each byte of d (which follows the window buf[0..off)), then learn it.
+ * buf holds the context and d contiguously: d == buf + off. */
+static void core_score(Core *c, const uint8_t *buf, Py_ssize_t off, Py_ssize_t n, const double *lp,
+                       double *out) {
+    ByteCtx x;
+    Tree t;
+    Bit bits[8];
+    uint32_t *slots[NCM];
+    if (!lp) { /* no LSTM: a flat prior over the bytes that the mixer learns to ignore */
+        double flat[NSYM];
+        for (int k = 0; k < 256; k++) flat[k] = 0.0;
+        flat[256] = -30.0;
+        lstm_tree(flat, &t);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t pos = off + i;
+        int L = pos < CTX_BYTES ? (int)pos : CTX_BYTES;
+        const uint8_t *w = buf + pos - L;
+        byte_ctx(c, w, L, &x);
+        if (lp) lstm_tree(lp + (size_t)i * NSYM, &t);
+        int byte = buf[pos];
+        double cost = -log2(1.0 - t.p256);
+        /* All eight predictions come from the state before the byte (as predict()
+         * sees it); the counters of a nibble are updated once its four predictions
+         * are made (the other nibble's slots are other slots), the shared state
+         * (mixers, APMs, match counters) after the whole byte. */
+        for (int half = 0; half < 2; half++) {
+            find_slots(c, &x, half ? (byte >> 4) : -1, 1, slots);
+            int j = 1;
+            for (int k = 0; k < 4; k++) {
+                int bitpos = half * 4 + k;
+                int c0 = (byte | 256) >> (8 - bitpos);
+                int y = (byte >> (7 - bitpos)) & 1;
+                predict_bit(c, slots, j, c0, bitpos, &x, &t, &bits[bitpos]);
+                cost -= log2(y ? (double)bits[bitpos].p : 1.0 - (double)bits[bitpos].p);
+                j = j * 2 + y;
+            }
+            j = 1;
+            for (int k = 0; k < 4; k++) {
+                int y = (byte >> (7 - half * 4 - k)) & 1;
+                update_counters(c, slots, j, y);
+                j = j * 2 + y;
+            }
+        }
+        for (int bitpos = 0; bitpos < 8; bitpos++) {
+            int c0 = (byte | 256) >> (8 - bitpos);
+            int y = (byte >> (7 - bitpos)) & 1;
+            update_bit(c, c0, &x, &bits[bitpos], y);
+            update_match(c, c0, bitpos, &x, y);
+        }
+        out[i] = cost;
+        append_byte(c, w, L, byte);
+    }
+    c->bytes_scored += (uint64_t)n;
+}
+
+/* The full 257-way distribution after window w[0..L). Reads only. */
+static void core_predict(Core *c, const uint8_t *w, int L, const double *lp, double *out) {
+    ByteCtx x;
+    Tree t;
+    Bit b;
+    uint32_t *slots[NCM];
+    double pn[32]; /* probability of each node of the first nibble, heap order 1..31 */
+    byte_ctx(c, w, L, &x);
+    lstm_tree(lp, &t);
+    find_slots(c, &x, -1, 0, slots);
+    pn[1] = 1.0 - t.p256;
+    for (int c0 = 1; c0 < 16; c0++) {
+        int bitpos = c0 >= 8 ? 3 : (c0 >= 4 ? 2 : (c0 >= 2 ? 1 : 0));
+        predict_bit(c, slots, c0, c0, bitpos, &x, &t, &b);
+        pn[2 * c0 + 1] = pn[c0] * (double)b.p;
+        pn[2 * c0] = pn[c0] * (1.0 - (double)b.p);
+    }
+    for (int hn = 0; hn < 16; hn++) {
+        double q[32];
+        find_slots(c, &x, hn, 0, slots);
+        q[1] = pn[16 + hn];
+        for (int j = 1; j < 16; j++) {
+            int k = j >= 8 ? 3 : (j >= 4 ? 2 : (j >= 2 ? 1 : 0));
+            int c0 = ((16 + hn) << k) | (j ^ (1 << k));
+            predict_bit(c, slots, j, c0, 4 + k, &x, &t, &b);
+            q[2 * j + 1] = q[j] * (double)b.p;
+            q[2 * j] = q[j] * (1.0 - (double)b.p);
+        }
+        for (int lo = 0; lo < 16; lo++) out[hn * 16 + lo] = q[16 + lo];
+    }
+    out[256] = t.p256;
+}
+
+/* ------------------------------------------------------- state file */
+
+typedef struct {
+    char magic[8];
+    uint32_t version, endian;
+    uint32_t nin, ncm, hist_bits, mt_bits;
+    uint64_t memory_cap, cm_slots, total, bytes_learned, files_learned, bytes_scored, docs_scored,
+        updates;
+    float lr_mix, lr_final, apm_rate, w_apm1, w_apm2;
+    uint32_t limit;
+} Header;
+
+static uint64_t checksum(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, 8);
+        h = (h ^ v) * 0x100000001b3ULL;
+        h ^= h >> 29;
+    }
+    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
+    return mix64(h);
+}
+
+typedef struct {
+    void *ptr;
+    size_t bytes;
+} Part;
+
+static int parts(const Core *c, Part *p) {
+    p[0].ptr = c->cm, p[0].bytes = (size_t)(c->cm_slots * 64);
+    p[1].ptr = c->hist, p[1].bytes = (size_t)1 << c->hist_bits;
+    p[2].ptr = c->mt, p[2].bytes = (size_t)8 << c->mt_bits;
+    p[3].ptr = c->sm, p[3].bytes = SM_N * 4;
+    p[4].ptr = c->wa, p[4].bytes = sizeof(float) * NSETS_A * NIN;
+    p[5].ptr = c->wb, p[5].bytes = sizeof(float) * NSETS_B * NIN;
+    p[6].ptr = c->wc, p[6].bytes = sizeof(float) * NSETS_C * NIN;
+    p[7].ptr = c->wf, p[7].bytes = sizeof(float) * NSETS_F * NFIN;
+    p[8].ptr = c->apm1, p[8].bytes = 2 * 256 * APM_N;
+    p[9].ptr = c->apm2, p[9].bytes = (size_t)2 * 65536 * APM_N;
+    return 10;
+}
+
+/* ------------------------------------------------------- Python type */
+
+typedef struct {
+    PyObject_HEAD Core c;
+} CoreObject;
+
+static PyObject *StateError; /* set from Python: the AdaptiveStateError class */
+
+static void Core_dealloc(CoreObject *self) {
+    core_free(&self->c);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int Core_init(CoreObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"memory_bytes", "lr_mix", "lr_final", "apm_rate", "w_apm1", "w_apm2",
+                             "limit", NULL};
+    unsigned long long mem = 64ULL << 20;
+    Params p;
+    default_params(&p);
+    unsigned int limit = p.limit;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KfffffI", kwlist, &mem, &p.lr_mix, &p.lr_final,
+                                     &p.apm_rate, &p.w_apm1, &p.w_apm2, &limit))
+        return -1;
+    p.limit = limit;
+    if (!params_ok(&p)) {
+        PyErr_SetString(PyExc_ValueError, "adaptive parameters out of range");
+        return -1;
+    }
+    core_free(&self->c);
+    Core *c = &self->c;
+    if (plan_sizes(mem, &c->cm_slots, &c->hist_bits, &c->mt_bits) < 0) {
+        PyErr_Format(PyExc_ValueError, "memory_bytes must be between %llu and %llu",
+                     (unsigned long long)MIN_MEMORY, (unsigned long long)MAX_MEMORY);
+        return -1;
+    }
+    c->memory_cap = mem;
+    c->prm = p;
+    if (core_alloc(c) < 0) {
+        core_free(c);
+        PyErr_NoMemory();
+        return -1;
+    }
+    core_reset(c);
+    return 0;
+}
+
+static int ready(CoreObject *self) {
+    if (!self->c.cm) {
+        PyErr_SetString(PyExc_RuntimeError, "adaptive core not initialised");
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *Core_learn(CoreObject *self, PyObject *args) {
+    Py_buffer d;
+    if (!ready(self) || !PyArg_ParseTuple(args, "y*", &d)) return NULL;
+    Py_BEGIN_ALLOW_THREADS core_learn(&self->c, (const uint8_t *)d.buf, d.len);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&d);
+    Py_RETURN_NONE;
+}
+
+static int get_f64(PyObject *o, Py_buffer *b, int writable, Py_ssize_t n, const char *what) {
+    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) <
+        0)
+        return -1;
+    if (b->itemsize != 8 || !b->format || strcmp(b->format, "d") != 0 || b->len != n * 8) {
+        PyBuffer_Release(b);
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous float64 values", what, n);
+        return -1;
+    }
+    return 0;
+}
+
+/* predict(window: bytes, logprobs: float64[257], out: float64[257]) */
+static PyObject *Core_predict(CoreObject *self, PyObject *args) {
+    Py_buffer w, lp, out;
+    PyObject *olp, *oout;
+    if (!ready(self) || !PyArg_ParseTuple(args, "y*OO", &w, &olp, &oout)) return NULL;
+    if (get_f64(olp, &lp, 0, NSYM, "logprobs") < 0) {
+        PyBuffer_Release(&w);
+        return NULL;
+    }
+    if (get_f64(oout, &out, 1, NSYM, "out") < 0) {
+        PyBuffer_Release(&w);
+        PyBuffer_Release(&lp);
+        return NULL;
+    }
+    Py_ssize_t L = w.len < CTX_BYTES ? w.len : CTX_BYTES;
+    const uint8_t *wp = (const uint8_t *)w.buf + (w.len - L);
+    Py_BEGIN_ALLOW_THREADS core_predict(&self->c, wp, (int)L, (const double *)lp.buf,
+                                        (double *)out.buf);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&w);
+    PyBuffer_Release(&lp);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+/* score(buf: bytes, off: int, logprobs: float64[n*257], out: float64[n]); the
+ * data scored is buf[off:], after the context buf[:off]. */
+static PyObject *Core_score(CoreObject *self, PyObject *args) {
+    Py_buffer d, lp, out;
+    Py_ssize_t off;
+    PyObject *olp, *oout;
+    if (!ready(self) || !PyArg_ParseTuple(args, "y*nOO", &d, &off, &olp, &oout)) return NULL;
+    if (off < 0 || off > d.len) {
+        PyBuffer_Release(&d);
+        PyErr_SetString(PyExc_ValueError, "offset out of range");
+        return NULL;
+    }
+    Py_ssize_t n = d.len - off;
+    int has_lp = olp != Py_None;
+    if (has_lp && get_f64(olp, &lp, 0, n * NSYM, "logprobs") < 0) {
+        PyBuffer_Release(&d);
+        return NULL;
+    }
+    if (get_f64(oout, &out, 1, n, "out") < 0) {
+        PyBuffer_Release(&d);
+        if (has_lp) PyBuffer_Release(&lp);
+        return NULL;
+    }
+    const double *lpp = has_lp ? (const double *)lp.buf : NULL;
+    Py_BEGIN_ALLOW_THREADS core_score(&self->c, (const uint8_t *)d.buf, off, n, lpp,
+                                      (double *)out.buf);
+    Py_END_ALLOW_THREADS self->c.docs_scored++;
+    PyBuffer_Release(&d);
+    if (has_lp) PyBuffer_Release(&lp);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_stats(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (!ready(self)) return NULL;
+    Core *c = &self->c;
+    return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "bytes_learned",
+                         (unsigned long long)c->bytes_learned, "files_learned",
+                         (unsigned long long)c->files_learned, "bytes_scored",
+                         (unsigned long long)c->bytes_scored, "documents_scored",
+                         (unsigned long long)c->docs_scored, "memory_bytes",
+                         (unsigned long long)core_bytes(c), "memory_cap",
+                         (unsigned long long)c->memory_cap, "history_bytes",
+                         (unsigned long long)((uint64_t)1 << c->hist_bits), "context_slots",
+                         (unsigned long long)c->cm_slots);
+}
+
+static PyObject *Core_dumps(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (!ready(self)) return NULL;
+    Core *c = &self->c;
+    Header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, MAGIC, 8);
+    h.version = FORMAT_VERSION;
+    h.endian = 0x01020304u;
+    h.nin = NIN;
+    h.ncm = NCM;
+    h.hist_bits = c->hist_bits;
+    h.mt_bits = c->mt_bits;
+    h.memory_cap = c->memory_cap;
+    h.cm_slots = c->cm_slots;
+    h.total = c->total;
+    h.bytes_learned = c->bytes_learned;
+    h.files_learned = c->files_learned;
+    h.bytes_scored = c->bytes_scored;
+    h.docs_scored = c->docs_scored;
+    h.updates = c->updates;
+    h.lr_mix = c->prm.lr_mix;
+    h.lr_final = c->prm.lr_final;
+    h.apm_rate = c->prm.apm_rate;
+    h.w_apm1 = c->prm.w_apm1;
+    h.w_apm2 = c->prm.w_apm2;
+    h.limit = c->prm.limit;
+    Part p[16];
+    int np = parts(c, p);
+    size_t total = sizeof h + 8;
+    for (int i = 0; i < np; i++) total += p[i].bytes;
+    PyObject *res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (!res) return NULL;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(res);
+    memcpy(o, &h, sizeof h);
+    size_t at = sizeof h;
+    for (int i = 0; i < np; i++) {
+        memcpy(o + at, p[i].ptr, p[i].bytes);
+        at += p[i].bytes;
+    }
+    uint64_t cs = checksum(o, at);
+    memcpy(o + at, &cs, 8);
+    return res;
+}
+
+static PyTypeObject CoreType;
+
+static PyObject *bad_state(const char *why) {
+    PyErr_SetString(StateError ? StateError : PyExc_ValueError, why);
+    return NULL;
+}
+
+static int floats_ok(const float *w, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i]) || w[i] > 1e6f || w[i] < -1e6f) return 0;
+    return 1;
+}
+
+/* loads(data: bytes) -> Core, validating everything. */
+static PyObject *mod_loads(PyObject *mod, PyObject *args) {
+    (void)mod;
+    Py_buffer d;
+    if (!PyArg_ParseTuple(args, "y*", &d)) return NULL;
+    const uint8_t *s = (const uint8_t *)d.buf;
+    size_t n = (size_t)d.len;
+    Header h;
+    PyObject *err = NULL;
+    Core tmp;
+    memset(&tmp, 0, sizeof tmp);
+    if (n < sizeof h + 8) {
+        err = bad_state("adaptive state file is truncated (shorter than its header)");
+        goto done;
+    }
+    memcpy(&h, s, sizeof h);
+    if (memcmp(h.magic, MAGIC, 8) != 0) {
+        err = bad_state("not an adaptive state file (bad magic)");
+        goto done;
+    }
+    if (h.version != FORMAT_VERSION || h.endian != 0x01020304u || h.nin != NIN || h.ncm != NCM) {
+        err = bad_state("adaptive state file of another version or layout");
+        goto done;
+    }
+    uint64_t slots;
+    uint32_t hb, mb;
+    if (plan_sizes(h.memory_cap, &slots, &hb, &mb) < 0 || slots != h.cm_slots || hb != h.hist_bits ||
+        mb != h.mt_bits) {
+        err = bad_state("adaptive state file has inconsistent sizes");
+        goto done;
+    }
+    tmp.memory_cap = h.memory_cap;
+    tmp.cm_slots = h.cm_slots;
+    tmp.hist_bits = h.hist_bits;
+    tmp.mt_bits = h.mt_bits;
+    {
+        Part p[16];
+        int np = parts(&tmp, p);
+        size_t need = sizeof h + 8;
+        for (int i = 0; i < np; i++) need += p[i].bytes;
+        if (need != n) {
+            err = bad_state(need > n ? "adaptive state file is truncated"
+                                     : "adaptive state file has trailing bytes");
+            goto done;
+        }
+        uint64_t cs;
+        memcpy(&cs, s + n - 8, 8);
+        if (checksum(s, n - 8) != cs) {
+            err = bad_state("adaptive state file is corrupt (checksum mismatch)");
+            goto done;
+        }
+    }
+    tmp.total = h.total;
+    tmp.bytes_learned = h.bytes_learned;
+    tmp.files_learned = h.files_learned;
+    tmp.bytes_scored = h.bytes_scored;
+    tmp.docs_scored = h.docs_scored;
+    tmp.updates = h.updates;
+    tmp.prm.lr_mix = h.lr_mix;
+    tmp.prm.lr_final = h.lr_final;
+    tmp.prm.apm_rate = h.apm_rate;
+    tmp.prm.w_apm1 = h.w_apm1;
+    tmp.prm.w_apm2 = h.w_apm2;
+    tmp.prm.limit = h.limit;
+    if (!params_ok(&tmp.prm)) {
+        err = bad_state("adaptive state file holds parameters out of range");
+        goto done;
+    }
+    if (core_alloc(&tmp) < 0) {
+        core_free(&tmp);
+        PyBuffer_Release(&d);
+        return PyErr_NoMemory();
+    }
+    {
+        Part p[16];
+        int np = parts(&tmp, p);
+        size_t at = sizeof h;
+        for (int i = 0; i < np; i++) {
+            memcpy(p[i].ptr, s + at, p[i].bytes);
+            at += p[i].bytes;
+        }
+    }
+    if (!floats_ok(tmp.wa, (size_t)NSETS_A * NIN) || !floats_ok(tmp.wb, (size_t)NSETS_B * NIN) ||
+        !floats_ok(tmp.wc, (size_t)NSETS_C * NIN) || !floats_ok(tmp.wf, (size_t)NSETS_F * NFIN)) {
+        err = bad_state("adaptive state file holds invalid mixer weights");
+        goto done;
+    }
+    {
+        CoreObject *obj = (CoreObject *)CoreType.tp_alloc(&CoreType, 0);
+        if (!obj) goto done;
+        obj->c = tmp;
+        memset(&tmp, 0, sizeof tmp);
+        PyBuffer_Release(&d);
+        return (PyObject *)obj;
+    }
+done:
+    (void)err;
+    core_free(&tmp);
+    PyBuffer_Release(&d);
+    return NULL;
+}
+
+static PyObject *mod_set_error(PyObject *mod, PyObject *cls) {
+    (void)mod;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, (PyTypeObject *)PyExc_Exception)) {
+        PyErr_SetString(PyExc_TypeError, "an exception class is required");
+        return NULL;
+    }
+    Py_XDECREF(StateError);
+    Py_INCREF(cls);
+    StateError = cls;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Core_methods[] = {
+    {"learn", (PyCFunction)Core_learn, METH_VARARGS, "learn(data: bytes): learn one file"},
+    {"predict", (PyCFunction)Core_predict, METH_VARARGS,
+     "predict(window, logprobs, out): the 257-way mixture; reads only"},
+    {"score", (PyCFunction)Core_score, METH_VARARGS,
+     "score(buf, off, logprobs, out): bits of each byte of buf[off:], then learn it"},
+    {"stats", (PyCFunction)Core_stats, METH_NOARGS, "counters and sizes"},
+    {"dumps", (PyCFunction)Core_dumps, METH_NOARGS, "the whole state as bytes"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject CoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "charcode.server.core._adaptive.Core",
+    .tp_basicsize = sizeof(CoreObject),
+    .tp_dealloc = (destructor)Core_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Adaptive context-mixing core (see adaptive.py)",
+    .tp_methods = Core_methods,
+    .tp_init = (initproc)Core_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyMethodDef mod_methods[] = {
+    {"loads", (PyCFunction)mod_loads, METH_VARARGS, "loads(data) -> Core; validates everything"},
+    {"set_error", (PyCFunction)mod_set_error, METH_O, "the exception class for bad state files"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_adaptive", NULL, -1, mod_methods,
+                                    NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__adaptive(void) {
+    init_tables();
+    if (PyType_Ready(&CoreType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moddef);
+    if (!m) return NULL;
+    Py_INCREF(&CoreType);
+    if (PyModule_AddObject(m, "Core", (PyObject *)&CoreType) < 0) {
+        Py_DECREF(&CoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "CONTEXT_BYTES", CTX_BYTES);
+    PyModule_AddIntConstant(m, "FORMAT_VERSION", FORMAT_VERSION);
+    PyModule_AddIntConstant(m, "MIN_MEMORY", (long)MIN_MEMORY);
+    return m;
+}

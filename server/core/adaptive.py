@@ -1,0 +1,197 @@
+"""Adaptive prediction: context models of the user's text mixed online with the LSTM.
+
+The LSTM is the prior; this engine learns, online, from the text the user works
+on (workspace files through :meth:`AdaptiveModel.learn`, typed documents through
+:meth:`AdaptiveModel.score`) and mixes its own predictions with the LSTM's
+distribution. The work is done by a compiled core (``_adaptive.c``): bit-level
+logistic mixing of hashed context models (orders 0-6, 8, 12, two word contexts),
+a match model and the LSTM's bit probabilities, with mixer weight sets chosen by
+small contexts and two APM/SSE stages after the mixer.
+
+A prediction depends only on the learned state, the last :data:`CONTEXT_BYTES`
+bytes of the document and the LSTM's distribution: :meth:`predict` reads and
+never writes, so ghost-text paths can be scored without teaching the engine.
+
+Threads: :meth:`predict` and :attr:`stats` only read, and may run in any thread
+while no writer runs. Writers (:meth:`learn`, :meth:`score`, :meth:`save`) are
+serialized by an internal lock. The core releases the GIL while it computes.
+Reading while a writer runs is memory-safe (no table is ever reallocated) but
+may see a half-updated state.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from . import _adaptive
+
+CONTEXT_BYTES: int = _adaptive.CONTEXT_BYTES
+"""How many bytes before the position a prediction looks at (pass at least these)."""
+
+VOCAB_SIZE = 257
+BOUNDARY = 256
+DEFAULT_MEMORY = 64 << 20
+MIN_MEMORY: int = _adaptive.MIN_MEMORY
+
+
+class AdaptiveStateError(Exception):
+    """A saved adaptive state that cannot be used: truncated, corrupt, stale or not ours."""
+
+
+_adaptive.set_error(AdaptiveStateError)
+
+
+def _log_probs(x: np.ndarray) -> np.ndarray:
+    """Natural-log probabilities (float64, 257) from logits, log-probs or probabilities.
+
+    A non-negative vector summing to 1 is taken as probabilities; anything else as
+    logits (log-probabilities are logits).
+    """
+    v = np.asarray(x, dtype=np.float64).reshape(-1)
+    if v.shape[0] != VOCAB_SIZE:
+        raise ValueError(f"expected {VOCAB_SIZE} values, got {v.shape[0]}")
+    if np.all(v >= 0) and abs(float(v.sum()) - 1.0) < 1e-3:
+        with np.errstate(divide="ignore"):
+            v = np.log(v)
+    v = np.where(np.isnan(v), -np.inf, v)
+    m = np.max(v)
+    if not np.isfinite(m):
+        return np.full(VOCAB_SIZE, -np.log(VOCAB_SIZE))
+    z = v - m
+    return np.ascontiguousarray(z - np.log(np.exp(z).sum()))
+
+
+class AdaptiveModel:
+    """Online context mixing over the LSTM; state capped at ``memory_bytes``.
+
+    The default 64 MiB holds a 4 MiB history for the match model, ~0.8 M context
+    slots (15 bit counters each, about 52 MiB) and the mixers and APMs (~5 MiB):
+    enough for a workspace of a few MB of one language without much loss to hash
+    collisions; bigger workspaces still learn, with older contexts replaced first.
+    """
+
+    def __init__(self, memory_bytes: int = DEFAULT_MEMORY, **tuning: float) -> None:
+        self._core = _adaptive.Core(int(memory_bytes), **tuning)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def _wrap(cls, core) -> AdaptiveModel:
+        self = cls.__new__(cls)
+        self._core = core
+        self._lock = threading.Lock()
+        return self
+
+    # ---------------------------------------------------------------- learning
+
+    def learn(self, data: bytes) -> None:
+        """Learn the context statistics of one file (read from its start); no LSTM needed."""
+        with self._lock:
+            self._core.learn(bytes(data))
+
+    def score(
+        self, data: bytes, lstm_logprobs: np.ndarray | None, context: bytes = b""
+    ) -> np.ndarray:
+        """Bits (-log2 p) of each byte of ``data`` under the mixture, learning after each byte.
+
+        ``lstm_logprobs[i]`` is the LSTM's natural-log distribution (257) of the symbol
+        before ``data[i]``; ``context`` is the document's text before ``data`` (empty at
+        the start of a document). Context statistics and mixer weights both learn.
+        ``None`` for the LSTM scores with the context models alone (a flat prior).
+        """
+        data = bytes(data)
+        n = len(data)
+        lp = None
+        if lstm_logprobs is not None:
+            lp = np.ascontiguousarray(lstm_logprobs, dtype=np.float64)
+            if lp.shape != (n, VOCAB_SIZE):
+                raise ValueError(
+                    f"lstm_logprobs must have shape ({n}, {VOCAB_SIZE}), not {lp.shape}"
+                )
+            if n and np.isnan(lp).any() | (lp == np.inf).any():
+                raise ValueError("lstm_logprobs holds NaN or +inf")
+        ctx = bytes(context)[-CONTEXT_BYTES:]
+        out = np.empty(n, dtype=np.float64)
+        with self._lock:
+            self._core.score(ctx + data, len(ctx), lp, out)
+        return out
+
+    # -------------------------------------------------------------- prediction
+
+    def predict(self, context: bytes, lstm_logits_or_probs: np.ndarray) -> np.ndarray:
+        """The mixed distribution (257, float64) of the next symbol after ``context``.
+
+        Reads only. ``context`` is the document's text before the position (only the
+        last :data:`CONTEXT_BYTES` bytes matter); the LSTM's distribution there comes as
+        logits, log-probabilities or probabilities. Sums to 1; every symbol > 0.
+        """
+        lp = _log_probs(lstm_logits_or_probs)
+        out = np.empty(VOCAB_SIZE, dtype=np.float64)
+        self._core.predict(bytes(context[-CONTEXT_BYTES:]), lp, out)
+        out /= out.sum()
+        return out
+
+    def predict_batch(self, contexts: list[bytes], lstm: np.ndarray) -> np.ndarray:
+        """:meth:`predict` for many positions: (k, 257) in, (k, 257) out."""
+        lstm = np.asarray(lstm)
+        if lstm.ndim != 2 or lstm.shape[0] != len(contexts):
+            raise ValueError("lstm must have shape (len(contexts), 257)")
+        return np.stack([self.predict(c, row) for c, row in zip(contexts, lstm, strict=True)])
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the whole state atomically (temporary file, fsync, rename)."""
+        path = Path(path)
+        with self._lock:
+            blob = self._core.dumps()
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(blob)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        try:
+            fd = os.open(path.parent, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> AdaptiveModel:
+        """Read a saved state; raises :class:`AdaptiveStateError` on anything but a good file."""
+        path = Path(path)
+        try:
+            size = path.stat().st_size
+            if size > (17 << 30):
+                raise AdaptiveStateError(f"{path}: {size} bytes is too large for a state file")
+            data = path.read_bytes()
+        except OSError as e:
+            raise AdaptiveStateError(f"{path}: cannot read ({e.strerror or e})") from None
+        try:
+            core = _adaptive.loads(data)
+        except AdaptiveStateError as e:
+            raise AdaptiveStateError(f"{path}: {e}") from None
+        except MemoryError:
+            raise AdaptiveStateError(f"{path}: not enough memory to load it") from None
+        return cls._wrap(core)
+
+    # ------------------------------------------------------------------ stats
+
+    @property
+    def stats(self) -> dict:
+        """bytes_learned, files_learned, bytes_scored, documents_scored, memory_bytes (used),
+        memory_cap, history_bytes, context_slots."""
+        return self._core.stats()
