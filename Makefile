@@ -41,10 +41,16 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# luac (Lua syntax checks in evaluation tests) from Debian, when we may install it.
+# Tools some tests use, from Debian, when we may install them: luac (Lua syntax checks in
+# evaluation tests); Emacs 28 with eglot and lsp-mode (tests/server/test_emacs.py).
+EMACS_PACKAGES := emacs-nox elpa-eglot elpa-lsp-mode
 tools:
 	@command -v luac5.4 >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		(apt-get update -qq && apt-get install -y -qq lua5.4 >/dev/null) || echo "note: lua5.4 not installed; Lua checks are skipped"; }
+	@{ command -v emacs >/dev/null && dpkg -s elpa-eglot elpa-lsp-mode >/dev/null 2>&1; } || \
+		{ [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(EMACS_PACKAGES) >/dev/null) || \
+		echo "note: $(EMACS_PACKAGES) not installed; the Emacs tests are skipped"; }
 
 pytest: setup tools
 	$(VENV)/bin/pytest -q; code=$$?; if [ $$code -eq 5 ]; then echo "no tests collected"; exit 1; fi; exit $$code
