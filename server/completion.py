@@ -11,16 +11,15 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from .core.beam import Candidate, describe_probability
 from .cursor import Cursor
-from .decode import Candidate, beam_words, describe_probability
 from .document import decode
+from .server import CharcodeServer
 
-BEAM_WIDTH = 5
-MAX_WORD_BYTES = 32
 EMPTY = types.CompletionList(is_incomplete=True, items=[])
 
 
-async def completion(ls, params: types.CompletionParams) -> types.CompletionList:
+async def completion(ls: CharcodeServer, params: types.CompletionParams) -> types.CompletionList:
     doc = ls.documents.get(params.text_document.uri)
     if doc is None or not ls.settings.enabled_for(doc.language_id):
         return EMPTY
@@ -53,20 +52,10 @@ async def completion(ls, params: types.CompletionParams) -> types.CompletionList
     return types.CompletionList(is_incomplete=True, items=items)
 
 
-def word_candidates(ls, cursor: Cursor, *, should_stop) -> list[Candidate] | None:
+def word_candidates(ls: CharcodeServer, cursor: Cursor, *, should_stop) -> list[Candidate] | None:
     """Inference thread: the best word continuations at the cursor, or None."""
-    model = ls.models.get(cursor.language)
-    if model is None:
-        return None
-    state = ls.engine.state_at(
-        cursor.uri, cursor.version, cursor.data, cursor.offset, model.runtime, should_stop
-    )
-    if state is None:
-        return None
-    return beam_words(
-        model.runtime, state, width=BEAM_WIDTH, max_bytes=MAX_WORD_BYTES, should_stop=should_stop
-    )
+    return ls.completer.words(cursor, should_stop)
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions())(completion)

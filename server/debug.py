@@ -27,7 +27,7 @@ def _rss_bytes() -> int:
 def debug_stats(ls, *args) -> dict:
     return {
         "inference": dict(ls.runner.stats.__dict__),
-        "cache": ls.engine.summary(),
+        "cache": ls.snapshots.summary(),
         "documents": len(ls.documents),
         "models": {lang: str(m.path) for lang, m in ls.models.loaded().items()},
         "trainings": sorted(ls.trainings),

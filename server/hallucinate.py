@@ -25,14 +25,12 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
-from charcode.training.languages import LANGUAGES
-from charcode.training.stoprules import make_stop_rule
-
 from .arguments import bad, field, position, single_object
+from .core.completer import FunctionRequest, function_request
+from .core.sampler import Sampled
 from .cursor import Cursor
-from .decode import Sampled, sample_function
-from .document import decode, encode, units
-from .guard import guard_for
+from .document import decode, units
+from .server import CharcodeServer
 
 COMMAND = "charcode.hallucinateFunction"
 DEFAULT_MAX_CHARS = 3000
@@ -42,16 +40,11 @@ APPLY_TIMEOUT_S = 30.0
 @dataclass(frozen=True)
 class Request:
     cursor: Cursor
-    line_prefix: bytes
-    forced: bytes
-    temperature: float
-    max_chars: int
-    seed: int
+    function: FunctionRequest
     eol: str
-    syntax_check: bool
 
 
-async def hallucinate_function(ls, *args) -> dict:
+async def hallucinate_function(ls: CharcodeServer, *args) -> dict:
     req = _parse(ls, args)
     loop = asyncio.get_running_loop()
     versions: asyncio.Queue[str | None] = asyncio.Queue()
@@ -94,7 +87,7 @@ async def hallucinate_function(ls, *args) -> dict:
     return {"text": inserted}
 
 
-def _parse(ls, args: tuple) -> Request:
+def _parse(ls: CharcodeServer, args: tuple) -> Request:
     obj = single_object(COMMAND, args)
     uri = field(COMMAND, obj, "uri", str)
     pos = position(COMMAND, obj)
@@ -115,58 +108,19 @@ def _parse(ls, args: tuple) -> Request:
     if doc is None:
         raise bad(COMMAND, f"{uri} is not open (send textDocument/didOpen first)")
     cursor = Cursor.at(doc, pos, ls.encoding)
-    prefix = doc.line_prefix(cursor.offset)
-    lang = LANGUAGES.get(cursor.language)
-    forced = encode(lang.function_prime) if lang and not prefix.strip() else b""
-    if lang is not None and forced and prefix and lang.function_prime.startswith(" "):
-        forced = forced.lstrip(b" ")  # the line's own indentation comes first
-    return Request(
-        cursor=cursor,
-        line_prefix=prefix,
-        forced=forced,
-        temperature=float(temperature),
+    function = function_request(
+        cursor,
+        temperature=temperature,
         max_chars=max_chars,
         seed=seed if seed is not None else random.randrange(2**31),
-        eol=doc.eol(),
         syntax_check=syntax_check,
     )
+    return Request(cursor=cursor, function=function, eol=doc.eol())
 
 
-def sample(ls, req: Request, on_text, *, should_stop) -> Sampled | None:
+def sample(ls: CharcodeServer, req: Request, on_text, *, should_stop) -> Sampled | None:
     """Inference thread: sample the function (None if there is no model or it was stopped)."""
-    cur = req.cursor
-    model = ls.models.get(cur.language)
-    if model is None:
-        return None
-    state = ls.engine.state_at(
-        cur.uri, cur.version, cur.data, cur.offset, model.runtime, should_stop
-    )
-    if state is None:
-        return None
-    lang = LANGUAGES.get(cur.language)
-    state = after_lead_in(model.runtime, state, lang, cur.data[: cur.offset])
-    rule = lang.stop_rule if lang else "none"
-    return sample_function(
-        model.runtime,
-        state,
-        forced=req.forced,
-        stop_rule=lambda extra: make_stop_rule(rule, req.line_prefix + extra, cur.language),
-        temperature=req.temperature,
-        seed=req.seed,
-        max_chars=req.max_chars,
-        should_stop=should_stop,
-        on_text=on_text,
-        guard=guard_for(cur.language) if req.syntax_check else None,
-        line_prefix=req.line_prefix,
-    )
-
-
-def after_lead_in(runtime, state, lang, before: bytes):
-    """The state to sample from: when only blanks come before the cursor, the
-    model reads the language's lead-in (the end of a previous function) first."""
-    if lang is None or not lang.lead_in or before.strip():
-        return state
-    return runtime.read(runtime.start, encode(lang.lead_in) + before)
+    return ls.completer.function(req.cursor, req.function, on_text, should_stop)
 
 
 def _with_eol(text: str, eol: str) -> str:
@@ -205,5 +159,5 @@ async def _edit(ls, uri: str, where: types.Range, new_text: str) -> bool:
     return bool(result and result.applied)
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.command(COMMAND)(hallucinate_function)

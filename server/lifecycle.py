@@ -6,7 +6,7 @@ import logging
 
 from lsprotocol import types
 
-from .settings import parse_settings
+from .core.settings import parse_settings
 from .train import stop_all_trainers
 
 log = logging.getLogger(__name__)

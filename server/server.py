@@ -1,26 +1,27 @@
-"""The charcode language server: its state, and ``build_server()`` which wires the features."""
+"""The charcode language server's state; setup.build_server() wires the features onto it."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-import torch
 from lsprotocol import types
 from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
+from .core.completer import Completer
+from .core.lstm import single_threaded_blas
+from .core.model_store import ERROR, INFO, WARNING, ModelStore, Where
+from .core.settings import Settings
+from .core.snapshots import DEFAULT_CAP_BYTES, SnapshotCache
 from .document import DocumentStore
-from .engine import DEFAULT_CAP_BYTES, Engine
-from .models import ModelManager, Where
 from .protocol import CharcodeProtocol
 from .runner import Runner
-from .runtime import single_threaded_blas
-from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,16 @@ def _version() -> str:
         return "0"
 
 
+_MESSAGE_TYPES = {
+    INFO: types.MessageType.Info,
+    WARNING: types.MessageType.Warning,
+    ERROR: types.MessageType.Error,
+}
+
+
 def _init_inference_thread() -> None:
-    # One intra-op thread: batch-1 steps gain nothing from more, and the message
+    # One BLAS thread: batch-1 steps gain nothing from more, and the message
     # loop and the other processes on a small machine need the other cores.
-    torch.set_num_threads(int(os.environ.get("CHARCODE_THREADS", "1")))
     single_threaded_blas()
 
 
@@ -52,12 +59,15 @@ class CharcodeServer(LanguageServer):
         self.settings = Settings()
         self.documents = DocumentStore()
         cap_mb = float(os.environ.get("CHARCODE_CACHE_MB", DEFAULT_CAP_BYTES / 2**20))
-        self.engine = Engine(cap_bytes=int(cap_mb * 2**20))
-        self.models = ModelManager(notify=self.notify)
+        self.snapshots = SnapshotCache(cap_bytes=int(cap_mb * 2**20))
+        self.models = ModelStore(
+            notify=lambda text, level: self.notify(text, _MESSAGE_TYPES[level])
+        )
+        self.completer = Completer(self.models, self.snapshots)
         self.runner = Runner(initializer=_init_inference_thread)
         self.trainings: dict[str, asyncio.Task] = {}
+        self.on_shutdown: list[Callable[[CharcodeServer], None]] = []  # features' cleanups
         self.trainer_pids: set[int] = set()
-        self.last_ghost = None  # inline.LastGhost; used by the inference thread only
         self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._told: set[str] = set()
@@ -111,11 +121,9 @@ class CharcodeServer(LanguageServer):
 
     def shutdown(self) -> None:
         """The connection ended (with or without an LSP shutdown): stop model work and trainers."""
-        from .train import stop_all_trainers
-
-        if hasattr(self.runner, "shutdown"):
-            self.runner.shutdown()
-        stop_all_trainers(self)
+        self.runner.shutdown()
+        for hook in self.on_shutdown:
+            hook(self)
         super().shutdown()
 
     def report_server_error(self, error: Exception, source) -> None:
@@ -128,11 +136,3 @@ class CharcodeServer(LanguageServer):
             f"charcode: internal error: {error}",
             types.MessageType.Error,
         )
-
-
-def build_server() -> CharcodeServer:
-    from .setup import setup
-
-    server = CharcodeServer()
-    setup(server)
-    return server

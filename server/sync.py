@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
     ls.documents.open(params.text_document)
-    ls.engine.forget(params.text_document.uri)
+    ls.snapshots.forget(params.text_document.uri)
 
 
 def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
@@ -24,12 +24,12 @@ def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
     for change in params.content_changes:
         first = min(first, doc.apply(change, ls.encoding))
     doc.version = params.text_document.version
-    ls.engine.edited(uri, doc.version, first)
+    ls.snapshots.edited(uri, doc.version, first)
 
 
 def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
     ls.documents.close(params.text_document.uri)
-    ls.engine.forget(params.text_document.uri)
+    ls.snapshots.forget(params.text_document.uri)
 
 
 def setup(server) -> None:

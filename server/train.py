@@ -35,6 +35,7 @@ from charcode.training.languages import LANGUAGES
 from charcode.training.registry import user_models_dir
 
 from .arguments import bad, field, single_object
+from .server import CharcodeServer
 
 COMMAND = "charcode.train"
 DEFAULT_MINUTES = 10.0
@@ -242,5 +243,6 @@ class _Progress:
             self.ls.work_done_progress.tokens.pop(self.token, None)
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.command(COMMAND)(train)
+    server.on_shutdown.append(stop_all_trainers)

@@ -50,7 +50,7 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_python_model(python_repo, cache_dir, tmp_path_factory) -> Path:
     """A tiny model trained for a few seconds on the generated repository (shared by tests)."""
-    from charcode.server.cli import main
+    from charcode.training.cli import main  # `charcode train` is the training package's command
 
     out = tmp_path_factory.mktemp("models") / "python.safetensors"
     code = main(

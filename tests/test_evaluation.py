@@ -7,33 +7,31 @@ simulation drives the server's engine, never that a model is good.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from charcode.server import evaluation, inline
-from charcode.server.evaluation import (
-    CharcodeCompleter,
-    EvalSession,
+from charcode.server.core.completer import Completer, OneModel, TextAt
+from charcode.server.core.lstm import NumpyLSTM
+from charcode.server.core.settings import Settings
+from charcode.server.core.snapshots import SnapshotCache
+from charcode.server.core.validity import Unavailable, check, checker
+from charcode.server.measure.functions import evaluate_hallucinate, hallucination_summary
+from charcode.server.measure.keystrokes import (
+    GhostTextTyping,
     Script,
     accept_length,
-    evaluate_hallucinate,
     evaluate_keystrokes,
-    hallucination_summary,
+    head,
     is_boundary,
     percentile,
     type_text,
 )
-from charcode.server.runtime import Runtime
-from charcode.server.settings import Settings
-from charcode.server.validity import Unavailable, check, checker
-from charcode.server.word_baseline import WordCompleter
+from charcode.server.measure.word_baseline import WordCompleter
 from charcode.training.checkpoint import save_checkpoint
 from charcode.training.model import CharLSTM, ModelConfig
 
@@ -57,14 +55,23 @@ def tiny_model(steps: int = 0) -> CharLSTM:
     return model.eval()
 
 
+def numpy_runtime(model: CharLSTM) -> NumpyLSTM:
+    return NumpyLSTM(model.config, {k: v.detach().numpy() for k, v in model.state_dict().items()})
+
+
 @pytest.fixture(scope="module")
-def runtime() -> Runtime:
-    return Runtime(tiny_model(steps=15))
+def runtime() -> NumpyLSTM:
+    return numpy_runtime(tiny_model(steps=15))
 
 
 def typed(text: str, completer, partial: bool = False, free_indent: bool = True):
     script = Script.of(text.encode(), free_indent)
-    return asyncio.run(type_text(script, completer, "eval:///t", partial))
+    return type_text(script, completer, "eval:///t", partial)
+
+
+def charcode_typing(runtime, language: str = "python") -> GhostTextTyping:
+    completer = Completer(OneModel(language, runtime))
+    return GhostTextTyping(completer, language, Settings().inline_max_length)
 
 
 # ---------------------------------------------------------------- counting
@@ -133,29 +140,30 @@ def test_word_baseline_needs_an_identifier_prefix_and_whole_words():
     assert out.accepted_full == 0 and out.keystrokes == 14
 
 
-# ---------------------------------------------------------------- charcode, through the inline handler
+# ---------------------------------------------------------------- charcode, through the core's ghost text
 
 
-def oracle(suggestions: dict[int, str], asked: list[int]):
-    """A stand-in for inline.ghost_text: known ghost text by cursor offset."""
+class Oracle:
+    """Stands in for the core's Completer in tests: known ghost text by cursor offset."""
 
-    def ghost_text(ls, cursor, max_chars, *, should_stop):
+    def __init__(self, suggestions: dict[int, str], asked: list[int]):
+        self.suggestions, self.asked = suggestions, asked
+        self.snapshots = SnapshotCache()
+
+    def ghost_text(self, at: TextAt, max_chars: int, should_stop=None) -> bytes:
         assert max_chars == Settings().inline_max_length  # the server's default setting
-        asked.append(cursor.offset)
-        return suggestions.get(cursor.offset)
-
-    return ghost_text
+        self.asked.append(at.offset)
+        return self.suggestions.get(at.offset, "").encode()
 
 
-def test_forced_suggestions_full_and_partial_accept(monkeypatch):
+def test_forced_suggestions_full_and_partial_accept():
     asked: list[int] = []
-    monkeypatch.setattr(inline, "ghost_text", oracle({0: "abc = foo(baz)", 6: "foo(bar)"}, asked))
-    session = EvalSession(None, "python")
+    oracle = Oracle({0: "abc = foo(baz)", 6: "foo(bar)"}, asked)
     text = "abc = foo(bar)\n"  # 15 characters
 
     # Full accept: the first suggestion is wrong at its end; "abc = " is typed (6 keys),
     # Tab takes "foo(bar)" (1), Enter (1): 8 keys.
-    out = typed(text, CharcodeCompleter(session))
+    out = typed(text, GhostTextTyping(oracle, "python", Settings().inline_max_length))
     assert (out.chars, out.keystrokes, out.shown, out.accepted_full) == (15, 8, 2, 1)
     assert out.saved == pytest.approx(7 / 15)
     assert asked == [0, 1, 2, 3, 4, 5, 6, 14]  # every keystroke asks, as the editor does
@@ -163,43 +171,43 @@ def test_forced_suggestions_full_and_partial_accept(monkeypatch):
 
     # Partial accept: "abc = foo(" is the longest correct prefix ending on a token
     # boundary (1 key), then "bar)\n" is typed (5): 6 keys.
-    out = typed(text, CharcodeCompleter(session), partial=True)
+    out = typed(text, GhostTextTyping(oracle, "python", Settings().inline_max_length), True)
     assert (out.keystrokes, out.shown, out.accepted_full, out.accepted_partial) == (6, 1, 0, 1)
     assert out.saved == pytest.approx(9 / 15)
-    assert len(session.documents) == 0  # every document was closed
 
 
-def test_indentation_is_inserted_at_once_and_completion_asked_after_it(monkeypatch):
+def test_indentation_is_inserted_at_once_and_completion_asked_after_it():
     asked: list[int] = []
-    monkeypatch.setattr(inline, "ghost_text", oracle({13: "return 1"}, asked))
+    oracle = Oracle({13: "return 1"}, asked)
     # "def f():\n" 9 keys, the editor indents, Tab takes "return 1", Enter: 11 keys of 18.
-    out = typed("def f():\n    return 1\n", CharcodeCompleter(EvalSession(None, "python")))
+    out = typed(
+        "def f():\n    return 1\n", GhostTextTyping(oracle, "python", Settings().inline_max_length)
+    )
     assert (out.chars, out.keystrokes, out.accepted_full) == (18, 11, 1)
     assert not set(asked) & {9, 10, 11, 12}
 
 
-def test_typing_drives_the_snapshot_engine_one_step_per_byte(runtime):
-    session = EvalSession(runtime, "python")
+def test_typing_drives_the_snapshot_cache_one_step_per_byte(runtime):
     seen: list[tuple[int, bytes | None]] = []
 
-    class Recording(CharcodeCompleter):
-        async def suggest(self):
-            s = await super().suggest()
-            seen.append((len(self.session.documents.get(self.uri).data), s))
+    class Recording(GhostTextTyping):
+        def suggest(self):
+            s = super().suggest()
+            seen.append((len(self.data), s))
             return s
 
+    typist = Recording(Completer(OneModel("python", runtime)), "python", 48)
     text = TEXT[:90]
-    out = typed(text, Recording(session), partial=True)
+    out = typed(text, typist, partial=True)
     assert 0 <= out.saved < 1 and out.shown == sum(s is not None for _, s in seen)
     # No byte is read twice: a keystroke costs at most one step, as in the server.
-    assert session.engine.stats.bytes_read <= seen[-1][0]
-    # And the ghost text is the one a fresh server gives for the prefix opened whole.
+    assert typist.completer.snapshots.stats.bytes_read <= seen[-1][0]
+    # And the ghost text is the one a fresh completer gives for the prefix read whole.
     data = text.encode()
     for offset, s in seen[::5]:
-        fresh = EvalSession(runtime, "python")
-        fresh.open("eval:///fresh", data[:offset].decode())
-        want = asyncio.run(fresh.inline_at_end("eval:///fresh"))
-        assert s == (want.encode() if want else None)
+        fresh = Completer(OneModel("python", runtime))
+        want = fresh.ghost_text(TextAt("eval:///fresh", "python", 1, data[:offset], offset), 48)
+        assert s == (want or None)
 
 
 def test_evaluate_keystrokes_reports_both_side_by_side(runtime):
@@ -214,7 +222,7 @@ def test_evaluate_keystrokes_reports_both_side_by_side(runtime):
     assert [row["file"] for row in r["per_file"]] == ["a.py", "b.py"]
     # The word baseline on a.py: "alpha" completes twice at its first letter (2 x 3 saved)...
     # minus nothing: 28 characters in 22 keys.
-    words = asyncio.run(type_text(Script.of(texts[0][1]), WordCompleter(), "u"))
+    words = type_text(Script.of(texts[0][1]), WordCompleter(), "u")
     assert words.keystrokes == 22 and r["per_file"][0]["word_baseline"] == round(6 / 28, 4)
 
 
@@ -240,7 +248,7 @@ def test_hallucination_summary_by_hand():
     assert none["validity_rate"] is None and none["checker_unavailable"] == "no checker"
 
 
-def test_evaluate_hallucinate_uses_the_server_path(runtime):
+def test_evaluate_hallucinate_uses_the_core_path(runtime):
     r = evaluate_hallucinate(runtime, "python", seeds=3, max_chars=80)
     assert r["seeds"] == 3 and sum(r["stopped"].values()) == 3
     assert r["checker"].startswith("ast")
@@ -289,7 +297,7 @@ def checkpoint(tmp_path_factory):
 
 
 def run_cli(capsys, *argv: str):
-    from charcode.server.cli import main
+    from charcode.server.command_line import main
 
     code = main(list(argv))
     out, err = capsys.readouterr()
@@ -341,10 +349,8 @@ def test_cli_bits_json_and_plot(tmp_path, checkpoint, capsys):
 def test_cli_errors_are_one_line(tmp_path, checkpoint, capsys):
     code, _, err = run_cli(capsys, "eval", "--task", "keystrokes", "--model", str(checkpoint))
     assert code == 2 and "give the files or folders" in err
-    from charcode.training.cli import main as training_main
-
-    code = training_main(["eval", "--task", "keystrokes", "--model", str(checkpoint), "x"])
-    assert code == 2 and "charcode" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "eval", "--task", "keystrokes", "--model", str(checkpoint), "x")
+    assert code == 2 and "x does not exist" in err
     code, _, err = run_cli(
         capsys, "eval", "--task", "hallucinate", "--model", str(checkpoint), "--temperature", "9"
     )
@@ -352,7 +358,7 @@ def test_cli_errors_are_one_line(tmp_path, checkpoint, capsys):
 
 
 def test_file_choice_spread_and_held_out_split(tmp_path):
-    from charcode.training.cli import _eval_files
+    from charcode.server.eval_command import find_eval_files as _eval_files
     from charcode.training.corpus import split_files
 
     for i in range(10):
@@ -367,25 +373,29 @@ def test_file_choice_spread_and_held_out_split(tmp_path):
     assert held == [p for p, v in zip(every, is_val, strict=True) if v] and held
 
 
-def test_bits_by_position_agrees_with_bits_per_char():
-    from charcode.training.evaluate import bits_by_position, bits_per_char, position_bins
+def test_bits_by_position_agrees_with_bits_per_char(runtime):
+    """Each file is scored whole from its start; the bins add up to the same total, and the
+    NumPy scorer agrees with the torch model read the same way."""
+    from charcode.server.measure.bits import bits_by_position, file_bits, position_bins
 
     assert position_bins(10) == [(0, 1), (1, 3), (3, 7), (7, 10)]
-    model = tiny_model()
     doc = TEXT.encode()
-    bins = bits_by_position(model, [doc, doc[:50]], seq_len=32)
+    per_file = [file_bits(runtime, doc), file_bits(runtime, doc[:50])]
+    bins = bits_by_position(per_file)
     assert sum(b["chars"] for b in bins) == len(doc) + 50
-    single = bits_by_position(model, [doc], seq_len=32)
-    mean = sum(b["bits_per_char"] * b["chars"] for b in single) / len(doc)
-    data = np.array([256] + list(doc), dtype=np.uint16)
-    bits, _ = bits_per_char(model, data, streams=1, seq_len=64)
-    assert mean == pytest.approx(bits, abs=1e-3)
+    mean = sum(b["bits_per_char"] * b["chars"] for b in bits_by_position(per_file[:1])) / len(doc)
+    assert mean == pytest.approx(per_file[0].mean(), abs=1e-3)
+    model = tiny_model(steps=15)
+    with torch.inference_mode():
+        logits, _ = model(torch.tensor([[256, *doc]]))
+    ref = -torch.log_softmax(logits[0, :-1], -1)[torch.arange(len(doc)), torch.tensor(list(doc))]
+    assert per_file[0] == pytest.approx(ref.numpy() / math.log(2), abs=1e-3)
 
 
 def test_head_cuts_at_a_line_end():
-    assert evaluation.head(b"ab\ncd\nef", 7) == b"ab\ncd\n"
-    assert evaluation.head(b"abcdef", 3) == b"abc"
-    assert evaluation.head("é\né".encode(), 10) == "é\né".encode()
+    assert head(b"ab\ncd\nef", 7) == b"ab\ncd\n"
+    assert head(b"abcdef", 3) == b"abc"
+    assert head("é\né".encode(), 10) == "é\né".encode()
 
 
 def test_held_out_files_of_the_checkpoints_own_corpus(tmp_path, capsys):

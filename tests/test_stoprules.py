@@ -6,8 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from charcode.training.languages import LANGUAGES
-from charcode.training.stoprules import (
+from charcode.server.core.stoprules import (
     DECLARATION,
     END,
     RULES,
@@ -15,6 +14,7 @@ from charcode.training.stoprules import (
     cut_function,
     make_stop_rule,
 )
+from charcode.training.languages import LANGUAGES
 
 # ---------------------------------------------------------------- hand cases
 # (language, prime, function, text after it): the rule keeps exactly `function`.
@@ -422,3 +422,25 @@ def test_chunked_feeding_gives_the_same_result(case, data):
         rules[2].feed(bytes([b]))
     assert rules[2].feed(b"") == whole
     assert rules[0].finish() == rules[1].finish() == rules[2].finish()
+
+
+def test_rules_expose_their_lexer_state_for_the_guard():
+    """The syntax guard reads this typed state, not the rules' private attributes."""
+    from charcode.server.core.stoprules import LexerState
+
+    py = make_stop_rule("indent", b"")
+    py.feed(b'def f(x):\n    """doc\n')
+    assert py.lexer().triple_string and py.lexer().quote == ord('"')
+    py = make_stop_rule("indent", b"")
+    py.feed(b"def f(x):\n    y = g(a,\n")
+    state = py.lexer()
+    assert state.brackets == 1 and not state.triple_string
+    assert state.logical_line_bytes == len(b"    y = g(a,\n")
+    c = make_stop_rule("braces", b"", "c")
+    c.feed(b"int f(int x) {\n  if (g(x,")
+    assert c.lexer() == LexerState(in_code=True, parens=2, depth=1)
+    c.feed(b' "s')
+    assert not c.lexer().in_code
+    lua = make_stop_rule("lua_end", b"")
+    lua.feed(b"function f(x)\n  if x then\n")
+    assert lua.lexer().depth == 2 and lua.lexer().in_code

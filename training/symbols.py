@@ -41,3 +41,8 @@ def utf8_complete_prefix(data: bytes) -> bytes:
     else:
         need = 1  # invalid lead byte: keep it, it is a complete (bad) unit
     return data if n - i >= need else data[:i]
+
+
+def is_continuation(byte: int) -> bool:
+    """A UTF-8 continuation byte (10xxxxxx): never the first byte of a character."""
+    return (byte & 0xC0) == 0x80

@@ -59,6 +59,14 @@ TRAIN_TEXT = "import os\n\n\n" + "".join(
 )
 
 
+def numpy_runtime(model: CharLSTM):
+    """The core's NumPy runtime for a torch model (the tests build models with torch)."""
+    from charcode.server.core.lstm import NumpyLSTM
+
+    weights = {k: v.detach().cpu().float().numpy() for k, v in model.state_dict().items()}
+    return NumpyLSTM(model.config, weights)
+
+
 def tiny_model(
     seed: int = 0, steps: int = 0, text: str = TRAIN_TEXT, size: str = "tiny"
 ) -> CharLSTM:
@@ -296,15 +304,15 @@ async def stop_editor(editor: Editor) -> None:
 
 
 def in_process_runtime(checkpoint: Path):
-    from charcode.server.runtime import Runtime
-    from charcode.training.checkpoint import load_checkpoint
+    from charcode.server.core.model_store import load_runtime
 
-    return Runtime(load_checkpoint(checkpoint).model)
+    return load_runtime(checkpoint)[1]
 
 
 def expected_inline(rt, text: str, index: int, max_chars: int = 48) -> str:
     """The ghost text for a cursor at text[index], computed here by reading the prefix from scratch."""
-    from charcode.server.decode import GreedyPath, greedy_line, is_word_byte
+    from charcode.server.core.ghost import GreedyPath, greedy_line
+    from charcode.server.core.utf8 import is_word_byte
 
     data = text.encode("utf-8", "surrogatepass")
     before = text[:index].encode("utf-8", "surrogatepass")
@@ -317,7 +325,7 @@ def expected_inline(rt, text: str, index: int, max_chars: int = 48) -> str:
 
 
 def expected_words(rt, text: str, index: int) -> list[str]:
-    from charcode.server.decode import beam_words
+    from charcode.server.core.beam import beam_words
 
     before = text[:index].encode("utf-8", "surrogatepass")
     cands = beam_words(

@@ -7,24 +7,20 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from lsp_helpers import tiny_model
+from lsp_helpers import numpy_runtime, tiny_model
 
-from charcode.server.decode import (
-    GreedyPath,
-    beam_words,
-    greedy_line,
-    is_word_byte,
-    sample_function,
-)
-from charcode.server.runtime import Runtime
-from charcode.training.stoprules import cut_function, make_stop_rule
+from charcode.server.core.beam import beam_words
+from charcode.server.core.ghost import GreedyPath, greedy_line
+from charcode.server.core.sampler import sample_function
+from charcode.server.core.stoprules import cut_function, make_stop_rule
+from charcode.server.core.utf8 import is_word_byte
 
 NEVER = lambda: False  # noqa: E731
 
 
 @pytest.fixture(scope="module")
 def trained():
-    return Runtime(tiny_model(seed=0, steps=120))
+    return numpy_runtime(tiny_model(seed=0, steps=120))
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +29,7 @@ def noisy():
     model = tiny_model(seed=3)
     with torch.no_grad():
         model.head.bias[0x80:0x100] += 6.0
-    return Runtime(model)
+    return numpy_runtime(model)
 
 
 PRIMES = [
@@ -173,4 +169,16 @@ def test_a_greedy_path_read_from_further_on_is_the_same_text(trained):
         fresh = GreedyPath(rt, rt.read(rt.start, prime + whole[:k]))
         again = greedy_line(fresh, word=False, max_chars=40, should_stop=NEVER)
         assert greedy_line(path, start=k, word=False, max_chars=40, should_stop=NEVER) == again
-        assert (path.state(k)[0] - fresh.states[0][0]).abs().max().item() < 1e-4
+        assert abs(path.state(k)[0] - fresh.states[0][0]).max() < 1e-4
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.3, 1.0, 2.0, 5.0])
+def test_sample_text_is_always_valid_utf8(noisy, temperature):
+    """`charcode sample`'s draw: whole characters only, at any temperature, even from a
+    model that favours stray continuation and lead bytes."""
+    from charcode.server.core.sampler import sample_text
+
+    for seed in range(3):
+        text = sample_text(noisy, b"x = ", length=200, temperature=temperature, seed=seed)
+        text.decode("utf-8")  # raises on invalid UTF-8
+        assert text.startswith(b"x = ")

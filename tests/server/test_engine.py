@@ -6,26 +6,25 @@ import random
 
 import pytest
 import torch
-from lsp_helpers import TRAIN_TEXT, tiny_model
+from lsp_helpers import TRAIN_TEXT, numpy_runtime, tiny_model
 
-from charcode.server.engine import Engine
-from charcode.server.runtime import Runtime
+from charcode.server.core.snapshots import SnapshotCache as Engine
 
 
 @pytest.fixture(scope="module")
 def rt():
-    return Runtime(tiny_model(seed=0, steps=30))
+    return numpy_runtime(tiny_model(seed=0, steps=30))
 
 
-def scratch(rt: Runtime, data: bytes, start: int = 0):
+def scratch(rt, data: bytes, start: int = 0):
     return rt.read(rt.start, data[start:])
 
 
-def close(rt: Runtime, a, b, tol=1e-4) -> bool:
+def close(rt, a, b, tol=1e-4) -> bool:
     """Same predictions (log-probabilities) and hidden state, to float rounding."""
     la = torch.log_softmax(torch.from_numpy(rt.logits(a)), -1)
     lb = torch.log_softmax(torch.from_numpy(rt.logits(b)), -1)
-    return (la - lb).abs().max().item() < tol and (a[0] - b[0]).abs().max().item() < tol
+    return (la - lb).abs().max().item() < tol and abs(a[0] - b[0]).max() < tol
 
 
 def test_random_edits_and_requests_match_reading_from_scratch(rt):
@@ -94,8 +93,7 @@ def test_memory_stays_under_the_cap_across_documents(rt):
 
 def test_a_model_change_drops_the_document_cache(rt):
     eng = Engine()
-    other = Runtime(tiny_model(seed=5))
+    other = numpy_runtime(tiny_model(seed=5))
     eng.state_at("u", 1, b"hello", 5, rt)
     got = eng.state_at("u", 1, b"hello", 5, other)
-    assert (got[0] - other.read(other.start, b"hello")[0]).abs().max().item() < 1e-5
-    assert isinstance(got[0], torch.Tensor)
+    assert abs(got[0] - other.read(other.start, b"hello")[0]).max() < 1e-5

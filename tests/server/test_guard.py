@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from lsp_helpers import tiny_model
+from lsp_helpers import numpy_runtime, tiny_model
 
-from charcode.server.decode import sample_function
-from charcode.server.guard import guard_for, python_guard
-from charcode.server.runtime import Runtime
-from charcode.training.stoprules import make_stop_rule
+from charcode.server.core.guard import guard_for, python_guard
+from charcode.server.core.sampler import sample_function
+from charcode.server.core.stoprules import make_stop_rule
 
 NEVER = lambda: False  # noqa: E731
 
 
 @pytest.fixture(scope="module")
 def trained():
-    return Runtime(tiny_model(seed=0, steps=120))
+    return numpy_runtime(tiny_model(seed=0, steps=120))
 
 
 def rule_after(rule: str, language: str, text: bytes):
@@ -110,7 +109,7 @@ def test_lua_guard_final():
 
 
 def test_lua_guard_rejects_what_luac_does_not_compile():
-    from charcode.server.validity import Unavailable, luac
+    from charcode.server.core.validity import Unavailable, luac
 
     try:
         luac()
@@ -207,7 +206,7 @@ def test_the_python_guard_makes_functions_parse(trained):
 
 
 def test_a_docstring_longer_than_the_limit_is_sent_back():
-    from charcode.server.guard import MAX_STRING_LINES
+    from charcode.server.core.guard import MAX_STRING_LINES
 
     def judge(lines: int) -> bool:
         text = b'def f(x):\n    """Doc.\n' + b"    more words\n" * lines
@@ -224,7 +223,7 @@ def test_a_docstring_longer_than_the_limit_is_sent_back():
 
 
 def test_lines_the_guard_cannot_judge_are_sampled_again_after_a_while(trained):
-    from charcode.server.decode import UNJUDGED_LINES
+    from charcode.server.core.sampler import UNJUDGED_LINES
 
     def silent(text, final, rule):
         return True if final else None
@@ -239,7 +238,7 @@ def test_lines_the_guard_cannot_judge_are_sampled_again_after_a_while(trained):
 
 
 def test_a_bracket_open_for_more_lines_than_the_limit_is_sent_back():
-    from charcode.server.guard import MAX_BRACKET_LINES
+    from charcode.server.core.guard import MAX_BRACKET_LINES
 
     def judge(text: bytes) -> bool:
         rule = make_stop_rule("indent", b"def ", "python")
@@ -256,11 +255,15 @@ def test_a_bracket_open_for_more_lines_than_the_limit_is_sent_back():
 
 
 def test_backing_up_leaves_an_open_bracket_and_the_start_is_always_retried():
-    from charcode.server.decode import _back_to, _Mark
+    from charcode.server.core.sampler import _back_to, _Mark
+    from charcode.server.core.stoprules import LexerState
 
     class Rule:
         def __init__(self, brackets):
             self.brackets = brackets
+
+        def lexer(self):
+            return LexerState(in_code=True, brackets=self.brackets)
 
     def mark(length, brackets, tries=0):
         return _Mark(length, length, None, None, Rule(brackets), 0, 0, tries)

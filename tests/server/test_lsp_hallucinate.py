@@ -6,7 +6,7 @@ import pytest
 import pytest_asyncio
 from lsp_helpers import make_workspace, server_env, start_editor, stop_editor, unbundled_language
 
-from charcode.training.stoprules import cut_function
+from charcode.server.core.stoprules import cut_function
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -128,3 +128,27 @@ async def test_a_function_cut_back_at_the_cap_is_taken_back_in_the_document(tmp_
             ast.parse(got["text"])
     finally:
         await stop_editor(editor)
+
+
+async def test_the_command_line_and_the_server_share_the_sampler(
+    session, trained_checkpoint, capsys
+):
+    """charcode.hallucinateFunction in an empty document, `charcode hallucinate` and
+    `charcode sample` draw the same text for the same model, prime, temperature and seed
+    (sample goes on where the function's stop rule ends it)."""
+    import json
+
+    from charcode.server.command_line import main
+
+    editor, ws = session
+    uri = (ws / "shared.py").as_uri()
+    editor.open(uri, "")
+    common = {"seed": 7, "temperature": 1.0, "maxChars": 300, "syntaxCheck": False}
+    lsp = (await hallucinate(editor, uri, 0, 0, **common))["text"]
+    model = ["--model", str(trained_checkpoint), "--seed", "7", "--temperature", "1.0"]
+    assert main(["hallucinate", *model, "--no-syntax-check", "--max-chars", "300", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)["text"]
+    assert main(["sample", *model, "--prime", "def ", "--length", "300"]) == 0
+    sampled = capsys.readouterr().out
+    assert lsp == cli and lsp.startswith("def ")
+    assert sampled.startswith(lsp.rstrip("\n"))

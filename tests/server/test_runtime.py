@@ -1,4 +1,4 @@
-"""The fast inference paths agree with CharLSTM.forward.
+"""The NumPy inference paths (core/lstm.py) agree with CharLSTM.forward.
 
 Tolerance: next-byte log-probabilities within 1e-4 nats (all paths are fp32;
 what differs is the order of float operations), checked over 600 bytes of
@@ -8,13 +8,15 @@ trained tiny one.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
-from lsp_helpers import TRAIN_TEXT, tiny_model
+from lsp_helpers import TRAIN_TEXT, numpy_runtime, tiny_model
 
-from charcode.server.runtime import Runtime, single_threaded_blas
+from charcode.server.core.lstm import single_threaded_blas
 from charcode.training.symbols import BOUNDARY
 
 TOLERANCE = 1e-4
@@ -36,7 +38,7 @@ def reference_logprobs(model, data: bytes) -> torch.Tensor:
 
 
 def test_bulk_read_matches_forward(model):
-    rt = Runtime(model)
+    rt = numpy_runtime(model)
     ref = reference_logprobs(model, TEXT)
     state = rt.start
     for cut in (0, 1, 255, 256, 599, 600):
@@ -46,16 +48,16 @@ def test_bulk_read_matches_forward(model):
 
 
 def test_chunked_reading_matches_one_read(model):
-    rt = Runtime(model)
+    rt = numpy_runtime(model)
     state = rt.start
     for i in range(0, len(TEXT), 97):
         state = rt.read(state, TEXT[i : i + 97])
     whole = rt.read(rt.start, TEXT)
-    assert (state[0] - whole[0]).abs().max().item() < 1e-5
+    assert abs(state[0] - whole[0]).max() < 1e-5
 
 
 def test_single_steps_match_forward(model):
-    rt = Runtime(model)
+    rt = numpy_runtime(model)
     ref = reference_logprobs(model, TEXT)
     state = rt.start
     for t, b in enumerate(TEXT[:300]):
@@ -65,22 +67,31 @@ def test_single_steps_match_forward(model):
 
 
 def test_batched_steps_match_single_steps(model):
-    rt = Runtime(model)
+    rt = numpy_runtime(model)
     states = [rt.read(rt.start, TEXT[:n]) for n in (10, 50, 90)]
-    batch = (torch.cat([s[0] for s in states], 1), torch.cat([s[1] for s in states], 1))
+    batch = (np.concatenate([s[0] for s in states], 1), np.concatenate([s[1] for s in states], 1))
     logits, _ = rt.step([65, 66, 67], batch)
     for row, (s, b) in enumerate(zip(states, (65, 66, 67), strict=True)):
         one, _ = rt.step([b], s)
         assert abs(logits[row] - one[0]).max() < 1e-5
 
 
-def test_torch_step_path_matches_numpy(model):
-    rt = Runtime(model)
-    state = rt.read(rt.start, TEXT[:40])
-    a, sa = rt.step([66], state)  # batch 1: the NumPy cell
-    b, sb = rt._torch_step([66], state)
-    assert abs(a - b).max() < 1e-5
-    assert (sa[0] - sb[0]).abs().max().item() < 1e-5
+def test_log_probs_match_forward(model):
+    """The bulk scorer (charcode eval) gives the distribution before every byte and after the last."""
+    rt = numpy_runtime(model)
+    ref = reference_logprobs(model, TEXT).numpy()
+    got, final = rt.log_probs(rt.start, list(TEXT))
+    assert got.shape == (len(TEXT) + 1, rt.vocab)
+    assert abs(got - ref).max() < TOLERANCE
+    assert abs(final[0] - rt.read(rt.start, TEXT)[0]).max() < 1e-5
+
+
+def test_the_runtime_imports_no_torch():
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import charcode.server.core.lstm, charcode.server.core.model_store\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 @pytest.mark.cuda
@@ -88,7 +99,9 @@ def test_torch_step_path_matches_numpy(model):
 def test_cuda_paths_match_forward():
     model = tiny_model(seed=2, size="small")
     ref = reference_logprobs(model, TEXT)
-    rt = Runtime(tiny_model(seed=2, size="small"), device="cuda")
+    from charcode.server.core.lstm_cuda import CudaLSTM
+
+    rt = CudaLSTM(model.config, {k: v.numpy() for k, v in model.state_dict().items()})
     state = rt.read(rt.start, TEXT[:200])
     got = torch.log_softmax(torch.from_numpy(rt.logits(state)[0]), dim=-1)
     assert (got - ref[200]).abs().max().item() < 1e-3

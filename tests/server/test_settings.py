@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from charcode.server.settings import Settings, parse_settings
+from charcode.server.core.settings import Settings, parse_settings
 
 
 def test_defaults():

@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import ast
 import codeop
-import functools
 import re
 import warnings
 from collections.abc import Callable
 
+from .stoprules import LexerState, StopRule
+from .validity import tree_sitter_parser
+
 # guard(text, final, rule) -> True / False / None (see above); rule: the sampler's stop rule
-Guard = Callable[[bytes, bool, object], "bool | None"]
+Guard = Callable[[bytes, bool, "StopRule | None"], "bool | None"]
 
 
 def guard_for(language: str) -> Guard | None:
@@ -44,9 +46,9 @@ def guard_for(language: str) -> Guard | None:
     return make() if make is not None else None
 
 
-def _mode_name(rule: object) -> str:
-    """The stop rule's scanner state ("_code", "_triple", ...), "" without a rule."""
-    return getattr(getattr(rule, "mode", None), "__name__", "")
+def _lexer(rule: StopRule | None) -> LexerState:
+    """The stop rule's lexer state; outside code when there is no rule."""
+    return rule.lexer() if rule is not None else LexerState(in_code=False)
 
 
 # ---------------------------------------------------------------- Python
@@ -67,11 +69,12 @@ def _python_source(text: bytes) -> str | None:
 MAX_STRING_LINES = 12
 
 
-def _open_string_lines(text: bytes, rule: object) -> int:
+def _open_string_lines(text: bytes, rule: StopRule | None) -> int:
     """Lines of the triple-quoted string the stop rule is inside (0 when outside)."""
-    if _mode_name(rule) != "_triple":
+    lexer = _lexer(rule)
+    if not lexer.triple_string:
         return 0
-    opener = bytes([rule.quote]) * 3
+    opener = bytes([lexer.quote]) * 3
     return text[text.rfind(opener) :].count(b"\n")
 
 
@@ -81,15 +84,16 @@ def _open_string_lines(text: bytes, rule: object) -> int:
 MAX_BRACKET_LINES = 16
 
 
-def _open_bracket_lines(text: bytes, rule: object) -> int:
+def _open_bracket_lines(text: bytes, rule: StopRule | None) -> int:
     """Lines of the logical line the stop rule is in, when a bracket is open in it."""
-    if not getattr(rule, "brackets", 0):
+    lexer = _lexer(rule)
+    if not lexer.brackets:
         return 0
-    start = len(text) - (rule.pos - rule.line)  # the rule counts from its own prime
+    start = len(text) - lexer.logical_line_bytes  # the rule counts from its own prime
     return text[max(0, start) :].count(b"\n")
 
 
-def python_guard(text: bytes, final: bool, rule: object = None) -> bool:
+def python_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool:
     src = _python_source(text)
     if src is None:
         return False
@@ -114,19 +118,6 @@ def python_guard(text: bytes, final: bool, rule: object = None) -> bool:
 # ---------------------------------------------------------------- tree-sitter (C, Lua)
 
 
-@functools.cache
-def _parser(module: str):
-    try:
-        import importlib
-
-        import tree_sitter
-
-        grammar = importlib.import_module(module)
-    except ImportError:
-        return None
-    return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
-
-
 def _clean(parser, text: bytes) -> bool:
     """No ERROR and no MISSING node in the tree."""
     return not parser.parse(text).root_node.has_error
@@ -137,24 +128,24 @@ def _last_code_byte(text: bytes) -> int:
     return stripped[-1] if stripped else 0
 
 
-def _in_code(rule: object) -> bool:
-    return _mode_name(rule) == "_code"
+def _in_code(rule: StopRule | None) -> bool:
+    return _lexer(rule).in_code
 
 
 def _make_c_guard() -> Guard | None:
-    parser = _parser("tree_sitter_c")
+    parser = tree_sitter_parser("tree_sitter_c")
     if parser is None:
         return None
 
-    def c_guard(text: bytes, final: bool, rule: object = None) -> bool | None:
+    def c_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool | None:
         if final:
             return _clean(parser, text)
-        if rule is None or not _in_code(rule) or getattr(rule, "parens", 0):
+        if rule is None or not _in_code(rule) or _lexer(rule).parens:
             return None
         last_line = text.rstrip().rsplit(b"\n", 1)[-1].lstrip()
         if _last_code_byte(text) not in b";{}" or last_line.startswith(b"#"):
             return None  # mid-statement, or a directive (macros can be anything)
-        return _clean(parser, text + b"\n" + b"}" * getattr(rule, "depth", 0))
+        return _clean(parser, text + b"\n" + b"}" * _lexer(rule).depth)
 
     return c_guard
 
@@ -182,12 +173,12 @@ def _indent(line: bytes) -> int:
     return len(expanded) - len(expanded.lstrip())
 
 
-def _lua_outdented(text: bytes, rule: object) -> bool:
+def _lua_outdented(text: bytes, rule: StopRule | None) -> bool:
     """The line just written is no deeper than the function's header while the
     function is still open: the model has left the function (it goes on writing
     a whole file at the top level, which Lua accepts inside a body) or misplaced
     an ``end``. Lines that may close a long string are not judged."""
-    if getattr(rule, "depth", 0) < 1:
+    if _lexer(rule).depth < 1:
         return False
     first, _, rest = text.partition(b"\n")
     last = rest.rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
@@ -197,7 +188,7 @@ def _lua_outdented(text: bytes, rule: object) -> bool:
 
 
 def _make_lua_guard() -> Guard | None:
-    parser = _parser("tree_sitter_lua")
+    parser = tree_sitter_parser("tree_sitter_lua")
     if parser is None:
         return None
     compiles = _lua_compiler()
@@ -205,7 +196,7 @@ def _make_lua_guard() -> Guard | None:
     def valid(text: bytes) -> bool:
         return _clean(parser, text) and compiles(text)
 
-    def lua_guard(text: bytes, final: bool, rule: object = None) -> bool | None:
+    def lua_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool | None:
         if final:
             return valid(text)
         if rule is None or not _in_code(rule):
@@ -217,7 +208,7 @@ def _make_lua_guard() -> Guard | None:
             return None
         if stripped.endswith(_LUA_CONTINUING_WORDS):
             return None  # (or an identifier ending so: no judgement either way)
-        return valid(text + b"\nend" * getattr(rule, "depth", 0) + b"\n")
+        return valid(text + b"\nend" * _lexer(rule).depth + b"\n")
 
     return lua_guard
 

@@ -33,7 +33,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .runtime import Runtime, State
+from charcode.training.symbols import is_continuation
+
+from .predictor import Predictor, State
 
 DEFAULT_INTERVAL = 256
 DEFAULT_HORIZON = 2048
@@ -41,13 +43,9 @@ DEFAULT_CAP_BYTES = 64 * 1024 * 1024
 CURSOR_SNAPSHOTS = 8
 
 
-def _nbytes(state: State) -> int:
-    return sum(t.numel() * t.element_size() for t in state)
-
-
 @dataclass
 class _Cache:
-    runtime: Runtime
+    runtime: Predictor
     version: int
     offsets: list[int] = field(default_factory=list)  # sorted
     states: dict[int, State] = field(default_factory=dict)
@@ -58,7 +56,7 @@ class _Cache:
 
 
 @dataclass
-class EngineStats:
+class SnapshotStats:
     requests: int = 0
     bytes_read: int = 0
     exact_hits: int = 0  # requests answered from a snapshot at the cursor
@@ -66,7 +64,7 @@ class EngineStats:
     reused: int = 0  # states handed over by a decoder that had read the same bytes
 
 
-class Engine:
+class SnapshotCache:
     def __init__(
         self,
         interval: int = DEFAULT_INTERVAL,
@@ -76,7 +74,7 @@ class Engine:
         self.interval = interval
         self.horizon = horizon
         self.cap_bytes = cap_bytes
-        self.stats = EngineStats()
+        self.stats = SnapshotStats()
         self._lock = threading.Lock()
         self._caches: dict[str, _Cache] = {}
         self._clock = itertools.count(1)
@@ -124,7 +122,7 @@ class Engine:
         version: int,
         data: bytes,
         offset: int,
-        runtime: Runtime,
+        runtime: Predictor,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> State | None:
         """The model state after the boundary and data[:offset]; None if stopped or stale."""
@@ -162,7 +160,7 @@ class Engine:
         self._store(uri, version, made, offset)
         return state
 
-    def holds(self, uri: str, version: int, offset: int, runtime: Runtime) -> bool:
+    def holds(self, uri: str, version: int, offset: int, runtime: Predictor) -> bool:
         """Whether the cache has a valid snapshot at offset for this version (the text before
         offset has not changed since it was made)."""
         with self._lock:
@@ -194,7 +192,7 @@ class Engine:
         nl = data.find(b"\n", lo, offset)
         if nl >= 0:
             return nl + 1
-        while lo < offset and (data[lo] & 0xC0) == 0x80:
+        while lo < offset and is_continuation(data[lo]):
             lo += 1  # do not start inside a character
         return lo
 
@@ -211,7 +209,7 @@ class Engine:
                     continue
                 bisect.insort(cache.offsets, pos)
                 cache.states[pos] = state
-                size = _nbytes(state)
+                size = cache.runtime.nbytes(state)
                 cache.nbytes += size
                 self._total += size
                 if not on_grid:
@@ -224,7 +222,7 @@ class Engine:
     def _drop_after(self, cache: _Cache, offset: int) -> None:
         i = bisect.bisect_right(cache.offsets, offset)
         for pos in cache.offsets[i:]:
-            size = _nbytes(cache.states.pop(pos))
+            size = cache.runtime.nbytes(cache.states.pop(pos))
             cache.nbytes -= size
             self._total -= size
         del cache.offsets[i:]
@@ -237,7 +235,7 @@ class Engine:
         cache.offsets.remove(pos)
         if pos in cache.cursors:
             cache.cursors.remove(pos)
-        size = _nbytes(state)
+        size = cache.runtime.nbytes(state)
         cache.nbytes -= size
         self._total -= size
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from .decode import is_word_byte
+from charcode.server.core.utf8 import is_word_byte
 
 
 class WordCompleter:
@@ -36,7 +36,7 @@ class WordCompleter:
         self.text += data
         self._index()
 
-    async def suggest(self) -> bytes | None:
+    def suggest(self) -> bytes | None:
         """The text the top suggestion would insert at the cursor, or None (timed)."""
         t = time.perf_counter()
         s = self.suggestion()

@@ -73,15 +73,25 @@ def _python() -> Checker:
 
 
 @functools.cache
-def _c_parser():
+def tree_sitter_parser(module: str):
+    """A parser for the grammar in the given module (``tree_sitter_c``, ...); None when
+    tree-sitter or the grammar is not installed. One per grammar, shared by guard and checker."""
     try:
+        import importlib
+
         import tree_sitter
-        import tree_sitter_c
+
+        grammar = importlib.import_module(module)
     except ImportError:
-        raise Unavailable(
-            "checking C needs tree-sitter: pip install tree-sitter tree-sitter-c"
-        ) from None
-    return tree_sitter.Parser(tree_sitter.Language(tree_sitter_c.language()))
+        return None
+    return tree_sitter.Parser(tree_sitter.Language(grammar.language()))
+
+
+def _c_parser():
+    parser = tree_sitter_parser("tree_sitter_c")
+    if parser is None:
+        raise Unavailable("checking C needs tree-sitter: pip install tree-sitter tree-sitter-c")
+    return parser
 
 
 def _first_problem(node) -> str:

@@ -48,12 +48,32 @@ class StopResult:
     reason: str  # END | DECLARATION
 
 
+@dataclass(frozen=True)
+class LexerState:
+    """Where a rule's lexer stands after the text it has seen: what the syntax guard reads."""
+
+    in_code: bool  # not inside a string or a comment
+    triple_string: bool = False  # Python: inside a triple-quoted string
+    quote: int = 0  # the quote byte of the string it is inside (0 when none)
+    brackets: int = 0  # Python: brackets open in the current logical line
+    logical_line_bytes: int = 0  # Python: bytes since the current logical line started
+    parens: int = 0  # braces: ( ) and [ ] nesting
+    depth: int = 0  # blocks open: braces { } or Lua's function/do/then ... end
+
+
+def _in_string(mode: str) -> bool:
+    return any(word in mode for word in ("string", "triple", "quote"))
+
+
 class StopRule(Protocol):
     def feed(self, chunk: bytes) -> StopResult | None:
         """Scan more generated text; the result once the function has ended (and ever after)."""
 
     def finish(self) -> StopResult | None:
         """The generated text ends here: the result if its end completes the function."""
+
+    def lexer(self) -> LexerState:
+        """The lexer's state now."""
 
 
 class _Rule:
@@ -89,6 +109,22 @@ class _Rule:
         if self.result is None and (stop := self._at_end()) is not None:
             self.result = StopResult(max(0, stop[0]), stop[1])
         return self.result
+
+    def lexer(self) -> LexerState:
+        # The modes are the lexer's own methods; their names say where it is.
+        mode = self.mode.__name__
+        quote = getattr(self, "quote", 0)
+        return LexerState(
+            in_code=mode == "_code",
+            triple_string=mode == "_triple",
+            quote=(quote if isinstance(quote, int) else quote[0]) if _in_string(mode) else 0,
+            brackets=getattr(self, "brackets", 0),
+            logical_line_bytes=self.pos - line
+            if isinstance(line := getattr(self, "line", 0), int)
+            else 0,
+            parens=getattr(self, "parens", 0),
+            depth=getattr(self, "depth", 0),
+        )
 
     def _restart(self) -> None:
         """The prime completed a function or declaration: wait for the next one."""

@@ -1,5 +1,10 @@
 """The model for each language: found in DESIGN.md's order, loaded once, reloaded when it changes.
 
+Loading needs no torch: weights come through safetensors' NumPy loader into
+lstm.NumpyLSTM. Only ``device: cuda`` imports torch (lstm_cuda.CudaLSTM);
+``auto`` serves from the CPU, where a batch-1 step of these models is faster
+than a GPU kernel launch round trip.
+
 ``get(language)`` runs on the inference thread. At most every ``rescan``
 seconds per language it looks again (registry.find_model and a stat), so a
 checkpoint that training writes or replaces is picked up without a restart.
@@ -15,19 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-from lsprotocol import types
-
-from charcode.training.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from charcode.training.checkpoint import CheckpointError, load_arrays
 from charcode.training.languages import LANGUAGES
-from charcode.training.model import ModelConfig
+from charcode.training.model_config import ModelConfig
 from charcode.training.registry import find_model, list_models
 
-from .runtime import Runtime
+from .lstm import NumpyLSTM
+from .predictor import Predictor
 from .settings import Settings
 
 RESCAN_SECONDS = 2.0
-Notify = Callable[[str, types.MessageType], None]
+INFO, WARNING, ERROR = "info", "warning", "error"
+Notify = Callable[[str, str], None]  # (message, INFO | WARNING | ERROR)
 
 
 @dataclass
@@ -37,7 +41,7 @@ class LoadedModel:
     source: str
     meta: dict
     size_bytes: int
-    runtime: Runtime
+    runtime: Predictor
 
 
 @dataclass
@@ -69,44 +73,41 @@ class Where:
         return Path(self.settings.models_dir).expanduser() if self.settings.models_dir else None
 
 
-def pick_device(setting: str, notify: Notify | None = None) -> str:
-    if setting == "cuda" and not torch.cuda.is_available():
-        if notify:
-            notify(
-                "charcode.device is 'cuda' but no CUDA device is available; using the CPU",
-                types.MessageType.Warning,
-            )
+def inference_device(setting: str, notify: Notify | None = None) -> str:
+    """Where models run: "cuda" only when asked for and usable (torch with CUDA), else "cpu".
+
+    Unlike training's device choice, ``auto`` means the CPU: serving never loads torch
+    unless told to."""
+    if setting != "cuda":
         return "cpu"
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
-
-
-def check_size(path: Path, meta: dict) -> None:
-    """Refuse a checkpoint whose file is too small for the model it describes.
-
-    The model is allocated from the metadata before the weights are compared,
-    so a hostile header claiming a 16x8192 model would otherwise cost tens of
-    gigabytes of memory.
-    """
     try:
-        cfg = ModelConfig.from_dict(meta["model"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{path}: {e}") from None
-    per_layer = [
-        4 * cfg.hidden * ((cfg.embedding if k == 0 else cfg.hidden) + cfg.hidden + 2)
-        for k in range(cfg.layers)
-    ]
-    params = cfg.vocab * cfg.embedding + sum(per_layer) + cfg.hidden * cfg.vocab + cfg.vocab
-    size = path.stat().st_size
-    if size < 2 * params:
-        raise CheckpointError(
-            f"{path} describes a {cfg.layers}x{cfg.hidden} model ({params:,} parameters) "
-            f"but holds only {size:,} bytes; it is truncated or not a charcode checkpoint"
+        import torch
+
+        usable = torch.cuda.is_available()
+    except ImportError:
+        usable = False
+    if not usable and notify:
+        notify(
+            "charcode.device is 'cuda' but no CUDA device (or no torch with CUDA) is available; "
+            "using the CPU",
+            WARNING,
         )
+    return "cuda" if usable else "cpu"
 
 
-class ModelManager:
+def load_runtime(path: Path, device: str = "cpu") -> tuple[dict, Predictor]:
+    """A checkpoint's metadata, and its model ready for inference on the device ("cpu" or
+    "cuda"); CheckpointError (saying what to do) for a file that cannot be used."""
+    meta, weights = load_arrays(path)
+    config = ModelConfig.from_dict(meta["model"])
+    if device == "cuda":
+        from .lstm_cuda import CudaLSTM
+
+        return meta, CudaLSTM(config, weights)
+    return meta, NumpyLSTM(config, weights)
+
+
+class ModelStore:
     def __init__(self, notify: Notify, rescan: float = RESCAN_SECONDS):
         self.notify = notify
         self.rescan = rescan
@@ -118,7 +119,7 @@ class ModelManager:
 
     def configure(self, where: Where) -> None:
         """New settings or workspace: look again for every language on next use."""
-        device = pick_device(where.settings.device, self.notify)
+        device = inference_device(where.settings.device, self.notify)
         with self._lock:
             self.where = where
             if device != self.device:
@@ -155,9 +156,7 @@ class ModelManager:
         if entry is None:
             slot.key, slot.model, slot.error = None, None, f"no model for language {language!r}"
             if not quiet:
-                self._tell_once(
-                    ("missing", language), self._missing_message(language), types.MessageType.Info
-                )
+                self._tell_once(("missing", language), self._missing_message(language), INFO)
             return None
         try:
             st = entry.path.stat()
@@ -172,15 +171,12 @@ class ModelManager:
                 raise CheckpointError(
                     f"{entry.path}: no such checkpoint (from the charcode.models setting)"
                 )
-            meta = read_metadata(entry.path)
-            check_size(entry.path, meta)
-            ckpt = load_checkpoint(entry.path, device="cpu")
-            runtime = Runtime(ckpt.model, device)
+            meta, runtime = load_runtime(entry.path, device)
         except CheckpointError as e:
             return self._reject(slot, key, language, str(e))
-        except Exception as e:  # a damaged file can make torch or safetensors fail in many ways
+        except Exception as e:  # a damaged file can make safetensors or NumPy fail in many ways
             return self._reject(slot, key, language, f"{entry.path}: {type(e).__name__}: {e}")
-        slot.model = LoadedModel(language, entry.path, entry.source, ckpt.meta, key[2], runtime)
+        slot.model = LoadedModel(language, entry.path, entry.source, meta, key[2], runtime)
         slot.error = None
         return slot.model
 
@@ -189,7 +185,7 @@ class ModelManager:
         self._tell_once(
             ("error", key),
             f"charcode: cannot use the {language} model: {error}. Other languages are unaffected.",
-            types.MessageType.Error,
+            ERROR,
         )
         return None
 
@@ -202,7 +198,7 @@ class ModelManager:
         )
         return f"charcode: no model for {language!r} files, so no completions for them; {hint}."
 
-    def _tell_once(self, key, message: str, kind: types.MessageType) -> None:
+    def _tell_once(self, key, message: str, kind: str) -> None:
         with self._lock:
             if key in self._told:
                 return
