@@ -274,3 +274,7 @@ def test_the_server_logs_no_errors(runs, client):
     bad = [r for r in records if r[0] in ("ERROR", "CRITICAL")]
     assert not bad, bad[:5]
     assert "Traceback" not in log
+    # nor did it tell the user about an error or a warning (window/showMessage types 1 and 2)
+    sent = [json.loads(m) for m in re.findall(r"Sending data: (\{.*\})$", log, re.M)]
+    told = [m["params"] for m in sent if m.get("method") == "window/showMessage"]
+    assert not [t for t in told if t.get("type") in (1, 2)], told
