@@ -168,7 +168,7 @@ async def run(args) -> int:
     (tmp / "user").mkdir()
     env = {**os.environ, "CHARCODE_MODELS_DIR": str(tmp / "user"), "CHARCODE_DEBUG": "1"}
     client = LanguageClient("charcode-bench", "1")
-    await client.start_io(sys.executable, "-m", "charcode.server", env=env)
+    await client.start_io(args.server_python, "-m", "charcode.server", env=env)
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -262,6 +262,11 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=2, help="functions typed per file size")
     p.add_argument("--max-length", type=int, default=48, help="inlineMaxLength setting")
     p.add_argument("--no-completion", action="store_true", help="only inline completion")
+    p.add_argument(
+        "--server-python",
+        default=sys.executable,
+        help="the Python whose charcode serves (another environment's; default this one)",
+    )
     return asyncio.run(run(p.parse_args()))
 
 

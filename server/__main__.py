@@ -6,6 +6,6 @@ import sys
 # NumPy's OpenBLAS runs the per-keystroke steps; threads only add overhead at these sizes.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from .main import serve_main  # noqa: E402
+from .serve import serve_main  # noqa: E402
 
 sys.exit(serve_main(sys.argv[1:]))

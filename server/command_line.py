@@ -13,8 +13,8 @@ import sys
 from charcode.training import cli as training_cli
 from charcode.training.cli_common import run
 
-from .commands import add_hallucinate_command, add_models_command, add_sample_command
-from .eval_command import add_eval_command
+from .cli_commands import add_hallucinate_command, add_models_command, add_sample_command
+from .cli_eval import add_eval_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "serve":
-        from .main import serve_main
+        from .serve import serve_main
 
         return serve_main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from charcode.server.cli_commands import hallucinate
 from charcode.server.command_line import main
-from charcode.server.commands import hallucinate
 from charcode.server.core.model_store import load_runtime
 from charcode.training.checkpoint import read_metadata
 from charcode.training.languages import get_language

@@ -358,7 +358,7 @@ def test_cli_errors_are_one_line(tmp_path, checkpoint, capsys):
 
 
 def test_file_choice_spread_and_held_out_split(tmp_path):
-    from charcode.server.eval_command import find_eval_files as _eval_files
+    from charcode.server.cli_eval import find_eval_files as _eval_files
     from charcode.training.corpus import split_files
 
     for i in range(10):

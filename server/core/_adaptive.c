@@ -34,14 +34,17 @@
 
 #define CTX_BYTES 64
 #define NSYM 257
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 2u
 
 /* context models: order 0, orders ORDERS[], two word models */
 static const int ORDERS[] = {1, 2, 3, 4, 5, 6, 8, 12};
 #define NORD 8
 #define MAXORD 12
 #define NCM (1 + NORD + 2)
-#define NIN (2 * NCM + 2 + 2 + 1) /* counters, match, LSTM, bias */
+#define NIN (3 * NCM + 2 + 2 + 1) /* counters, match, LSTM, bias */
+#define XM (3 * NCM)     /* match inputs */
+#define XL (3 * NCM + 2) /* LSTM inputs */
+#define AM_N (NCM * 1024)
 #define NSETS_A 256
 #define NSETS_B ((NORD + 1) * 4 * 8)
 #define NSETS_C 256
@@ -75,6 +78,7 @@ typedef struct {
     uint8_t *hist;   /* 1 << hist_bits */
     uint32_t *mt;    /* 2 << mt_bits: long then short match table */
     uint32_t *sm;    /* SM_N match counters */
+    uint32_t *am;    /* AM_N: per model, (count, probability) -> adaptive probability */
     float *wa, *wb, *wc, *wf;
     uint16_t *apm1, *apm2;
 } Core;
@@ -115,7 +119,7 @@ static inline uint64_t mix64(uint64_t h) {
 /* -------------------------------------------------------------- sizing */
 
 static uint64_t fixed_bytes(void) {
-    return (uint64_t)SM_N * 4 + (uint64_t)(NSETS_A + NSETS_B + NSETS_C) * NIN * 4 +
+    return (uint64_t)SM_N * 4 + (uint64_t)AM_N * 4 + (uint64_t)(NSETS_A + NSETS_B + NSETS_C) * NIN * 4 +
            (uint64_t)NSETS_F * NFIN * 4 + (uint64_t)256 * APM_N * 2 + (uint64_t)65536 * APM_N * 2;
 }
 
@@ -146,6 +150,7 @@ static void core_free(Core *c) {
     free(c->hist);
     free(c->mt);
     free(c->sm);
+    free(c->am);
     free(c->wa);
     free(c->wb);
     free(c->wc);
@@ -173,13 +178,14 @@ static int core_alloc(Core *c) {
     c->hist = (uint8_t *)malloc((size_t)1 << c->hist_bits);
     c->mt = (uint32_t *)malloc((size_t)8 << c->mt_bits);
     c->sm = (uint32_t *)malloc(SM_N * 4);
+    c->am = (uint32_t *)malloc(AM_N * 4);
     c->wa = (float *)malloc(sizeof(float) * NSETS_A * NIN);
     c->wb = (float *)malloc(sizeof(float) * NSETS_B * NIN);
     c->wc = (float *)malloc(sizeof(float) * NSETS_C * NIN);
     c->wf = (float *)malloc(sizeof(float) * NSETS_F * NFIN);
     c->apm1 = (uint16_t *)malloc(2 * 256 * APM_N);
     c->apm2 = (uint16_t *)malloc(2 * 65536 * APM_N);
-    if (!c->cm || !c->hist || !c->mt || !c->sm || !c->wa || !c->wb || !c->wc || !c->wf || !c->apm1 ||
+    if (!c->cm || !c->hist || !c->mt || !c->sm || !c->am || !c->wa || !c->wb || !c->wc || !c->wf || !c->apm1 ||
         !c->apm2)
         return -1;
     return 0;
@@ -189,9 +195,9 @@ static void init_weights(float *w, int nsets) {
     for (int s = 0; s < nsets; s++) {
         float *v = w + (size_t)s * NIN;
         for (int i = 0; i < NIN; i++) v[i] = 0.f;
-        for (int i = 0; i < NCM; i++) v[2 * i] = 0.1f;
-        v[2 * NCM] = 0.3f;     /* match */
-        v[2 * NCM + 2] = 1.0f; /* LSTM */
+        for (int i = 0; i < NCM; i++) v[3 * i] = v[3 * i + 2] = 0.1f;
+        v[XM] = 0.3f;  /* match */
+        v[XL] = 1.0f; /* LSTM */
     }
 }
 
@@ -200,6 +206,7 @@ static void core_reset(Core *c) {
     memset(c->hist, 0, (size_t)1 << c->hist_bits);
     memset(c->mt, 0, (size_t)8 << c->mt_bits);
     for (int i = 0; i < SM_N; i++) c->sm[i] = 1u << 31;
+    for (int i = 0; i < AM_N; i++) c->am[i] = (uint32_t)(((i & 63) * 65536 + 32768) << 10);
     init_weights(c->wa, NSETS_A);
     init_weights(c->wb, NSETS_B);
     init_weights(c->wc, NSETS_C);
@@ -418,6 +425,7 @@ typedef struct {
     int a1lo, a2lo;
     float a1w, a2w;
     int smi; /* match counter index, or -1 */
+    int ami[NCM]; /* adaptive map index per model, or -1 */
 } Bit;
 
 static inline float dot(const float *w, const float *x) {
@@ -458,32 +466,35 @@ static void predict_bit(const Core *c, uint32_t *const *slots, int j, int c0, in
         uint32_t n = v & 1023;
         if (n) {
             uint32_t p = v >> 10;
-            b->x[2 * i] = ST_TAB[p >> 10];
-            b->x[2 * i + 1] = ((float)p * (1.f / 4194304.f) - 0.5f) * 4.f;
+            int a = i * 1024 + (n < 16 ? (int)n : 15) * 64 + (int)(p >> 16);
+            b->ami[i] = a;
+            b->x[3 * i] = ST_TAB[p >> 10];
+            b->x[3 * i + 1] = ((float)p * (1.f / 4194304.f) - 0.5f) * 4.f;
+            b->x[3 * i + 2] = ST_TAB[c->am[a] >> 20];
             if (i >= 1 && i <= NORD) ordseen = i;
         } else {
-            b->x[2 * i] = 0.f;
-            b->x[2 * i + 1] = 0.f;
+            b->ami[i] = -1;
+            b->x[3 * i] = b->x[3 * i + 1] = b->x[3 * i + 2] = 0.f;
         }
     }
     /* match */
     int mstate = 0;
     b->smi = -1;
-    b->x[2 * NCM] = b->x[2 * NCM + 1] = 0.f;
+    b->x[XM] = b->x[XM + 1] = 0.f;
     if (x->mbyte >= 0 && ((x->mbyte | 256) >> (8 - bitpos)) == c0) {
         int ebit = (x->mbyte >> (7 - bitpos)) & 1;
         int lb = x->mlen < 16 ? x->mlen : 16 + (x->mlen - 16) / 4;
         if (lb > 31) lb = 31;
         b->smi = lb * 2 + ebit;
-        b->x[2 * NCM] = ST_TAB[c->sm[b->smi] >> 20];
-        b->x[2 * NCM + 1] = (ebit ? 1.f : -1.f) * (float)lb * (1.f / 16.f);
+        b->x[XM] = ST_TAB[c->sm[b->smi] >> 20];
+        b->x[XM + 1] = (ebit ? 1.f : -1.f) * (float)lb * (1.f / 16.f);
         mstate = x->mlen < 16 ? 1 : (x->mlen < 32 ? 2 : 3);
     }
     /* LSTM */
     double s1 = t->s[2 * c0 + 1], s0 = t->s[2 * c0];
     float sl = clampf((float)(log(s1) - log(s0)), -LSTM_CLAMP, LSTM_CLAMP);
-    b->x[2 * NCM + 2] = sl;
-    b->x[2 * NCM + 3] = (float)(s1 / (s0 + s1)) - 0.5f;
+    b->x[XL] = sl;
+    b->x[XL + 1] = (float)(s1 / (s0 + s1)) - 0.5f;
     b->x[NIN - 1] = 0.25f;
     /* mixers */
     b->seta = c0;
@@ -522,11 +533,22 @@ static void update_bit(Core *c, int c0, const ByteCtx *x, const Bit *b, int y) {
     apm_train(c->apm1 + (size_t)c0 * APM_N, b->a1lo, b->a1w, y, c->prm.apm_rate);
     apm_train(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->a2lo, b->a2w, y,
               c->prm.apm_rate);
+    for (int i = 0; i < NCM; i++)
+        if (b->ami[i] >= 0) ctr_update(&c->am[b->ami[i]], y, 1023);
     c->updates++;
 }
 
 static void update_counters(Core *c, uint32_t *const *slots, int j, int y) {
     for (int i = 0; i < NCM; i++) ctr_update(&slots[i][j], y, c->prm.limit);
+}
+
+/* learn(): the adaptive maps learn from the counters as they were, then the counters */
+static void update_counters_maps(Core *c, uint32_t *const *slots, int j, int y) {
+    for (int i = 0; i < NCM; i++) {
+        uint32_t v = slots[i][j], n = v & 1023;
+        if (n) ctr_update(&c->am[i * 1024 + (n < 16 ? (int)n : 15) * 64 + (int)(v >> 26)], y, 1023);
+        ctr_update(&slots[i][j], y, c->prm.limit);
+    }
 }
 
 static void update_match(Core *c, int c0, int bitpos, const ByteCtx *x, int y) {
@@ -582,7 +604,7 @@ static void core_learn(Core *c, const uint8_t *d, Py_ssize_t n) {
                 int bitpos = half * 4 + k;
                 int c0 = (byte | 256) >> (8 - bitpos);
                 int y = (byte >> (7 - bitpos)) & 1;
-                update_counters(c, slots, j, y);
+                update_counters_maps(c, slots, j, y);
                 update_match(c, c0, bitpos, cx, y);
                 j = j * 2 + y;
             }
@@ -717,13 +739,14 @@ static int parts(const Core *c, Part *p) {
     p[1].ptr = c->hist, p[1].bytes = (size_t)1 << c->hist_bits;
     p[2].ptr = c->mt, p[2].bytes = (size_t)8 << c->mt_bits;
     p[3].ptr = c->sm, p[3].bytes = SM_N * 4;
+    p[10].ptr = c->am, p[10].bytes = AM_N * 4;
     p[4].ptr = c->wa, p[4].bytes = sizeof(float) * NSETS_A * NIN;
     p[5].ptr = c->wb, p[5].bytes = sizeof(float) * NSETS_B * NIN;
     p[6].ptr = c->wc, p[6].bytes = sizeof(float) * NSETS_C * NIN;
     p[7].ptr = c->wf, p[7].bytes = sizeof(float) * NSETS_F * NFIN;
     p[8].ptr = c->apm1, p[8].bytes = 2 * 256 * APM_N;
     p[9].ptr = c->apm2, p[9].bytes = (size_t)2 * 65536 * APM_N;
-    return 10;
+    return 11;
 }
 
 /* ------------------------------------------------------- Python type */

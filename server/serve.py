@@ -43,7 +43,7 @@ def serve_main(argv: list[str]) -> int:
     if not args.verbose:
         logging.getLogger("pygls").setLevel(logging.ERROR)  # it logs every message body at INFO
 
-    from .setup import build_server
+    from .features import build_server
     from .train import stop_all_trainers
 
     server = build_server()

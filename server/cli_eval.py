@@ -15,7 +15,7 @@ from charcode.training.cli_common import CliError, model_args, positive_int
 from charcode.training.languages import get_language
 from charcode.training.symbols import utf8_complete_prefix
 
-from .commands import CommandModel, load_model, model_language
+from .cli_commands import CommandModel, load_model, model_language
 from .measure.bits import bits_by_position, file_bits, read_head
 from .measure.functions import DEFAULT_FUNCTION_CHARS, MAX_FUNCTION_CHARS, evaluate_hallucinate
 from .measure.keystrokes import (
