@@ -8,12 +8,13 @@
 ;;
 ;; $CHARCODE_EMACS_CONFIG names a JSON file: {client: "eglot" | "lsp-mode", config: the
 ;; README's configuration for that client (an .el file, loaded as a user's init file would
-;; be), root, file, seed, timeout, output}.  The steps are what a user does: visit a Python
+;; be), root, file, seed, timeout, output, steps}.  The steps are what a user does: visit a Python
 ;; file of the workspace (its major mode starts the client), type, complete with the
 ;; client's own `completion-at-point' function and accept the best candidate, run the
 ;; README's hallucinate command, type again and complete, and edit a line with an emoji; after
 ;; that it asks the server for its copy of the document.  Everything the test checks
 ;; is written to `output' as JSON; an error stops the run and is written there too.
+;; With steps "settings" it only checks that eglot keeps settings given as initializationOptions.
 ;; Waits poll with `accept-process-output' up to a deadline: no fixed sleeps.
 
 (require 'cl-lib)
@@ -202,6 +203,33 @@ table's :exit-function (which applies the item's textEdit)."
   (charcode-test-save-trace)
   (if (charcode-test-eglot-p) (charcode-test-eglot-stop) (charcode-test-lsp-mode-stop)))
 
+;;; settings given as initializationOptions, with eglot
+
+(defvar charcode-test-configuration-answered nil
+  "Non-nil once eglot has answered the server's workspace/configuration request.")
+
+(defun charcode-test-note-configuration (fn server method &rest args)
+  "Around `eglot-handle-request': note when a workspace/configuration reply goes out."
+  (prog1 (apply fn server method args)
+    (when (eq method 'workspace/configuration)
+      (setq charcode-test-configuration-answered t))))
+
+(defun charcode-test-settings-steps ()
+  "Start eglot (it sends workspace/didChangeConfiguration with no charcode section, and the
+server asks back with workspace/configuration); once eglot has answered, ask for completion."
+  (advice-add 'eglot-handle-request :around #'charcode-test-note-configuration)
+  (find-file (charcode-test-get 'file))
+  (goto-char (point-max))
+  (charcode-test-eglot-start)
+  (charcode-test-wait "eglot to answer workspace/configuration"
+                      (lambda () charcode-test-configuration-answered))
+  (let ((resp (jsonrpc-request (eglot-current-server) :textDocument/completion
+                               (eglot--CompletionParams))))
+    (charcode-test-put 'labels (vconcat (mapcar (lambda (item) (plist-get item :label))
+                                                (plist-get resp :items)))))
+  (charcode-test-save-trace)
+  (charcode-test-eglot-stop))
+
 (defun charcode-test-run ()
   "Entry point: run the steps, write the report, exit."
   (setq charcode-test-config
@@ -221,7 +249,9 @@ table's :exit-function (which applies the item's textEdit)."
                              (list (cons 'emacs emacs-version)
                                    (cons 'eglot (charcode-test-package-version 'eglot))
                                    (cons 'lsp_mode (charcode-test-package-version 'lsp-mode))))
-          (charcode-test-steps))
+          (if (equal (charcode-test-get 'steps) "settings")
+              (charcode-test-settings-steps)
+            (charcode-test-steps)))
       (error (setq status 1)
              (charcode-test-put 'error (error-message-string err))
              (ignore-errors
