@@ -2,6 +2,10 @@
 
 Loading never unpickles anything. Writes are atomic (temporary file, fsync,
 rename), so a crash during a save leaves the previous checkpoint in place.
+
+Reading needs no torch: read_metadata (the header) and load_arrays (the weights as
+NumPy arrays, validated) are what inference uses. load_checkpoint (a CharLSTM),
+save_checkpoint and the resume state are training's, and import torch when called.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import torch
+import numpy as np
 
-from .model import CharLSTM, ModelConfig
+from .model_config import ModelConfig, parameter_count, weight_shapes
 
 FORMAT_VERSION = 1
 METADATA_KEY = "charcode"
@@ -30,7 +35,7 @@ class CheckpointError(Exception):
 @dataclass
 class Checkpoint:
     path: Path
-    model: CharLSTM
+    model: Any  # a model.CharLSTM: torch is imported only by the functions that need it
     meta: dict
 
     @property
@@ -67,10 +72,12 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def save_checkpoint(
-    path: Path, model: CharLSTM, meta: dict, dtype: torch.dtype = torch.float32
-) -> None:
+def save_checkpoint(path: Path, model: Any, meta: dict, dtype: Any = None) -> None:
+    """Write a CharLSTM's weights (float32, or the torch dtype given) and meta to path, atomically."""
+    import torch
     from safetensors.torch import save
+
+    dtype = dtype or torch.float32
 
     meta = dict(meta)
     meta["format_version"] = FORMAT_VERSION
@@ -125,10 +132,14 @@ def read_metadata(path: Path) -> dict:
     return meta
 
 
-def load_checkpoint(
-    path: Path, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
-) -> Checkpoint:
-    from safetensors.torch import load_file
+def load_arrays(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """The metadata and the weights as float32 NumPy arrays, by name; no torch.
+
+    CheckpointError (the message says what to do) for a missing, truncated or damaged file,
+    a file that is not a charcode checkpoint, one whose header describes a model the file
+    is too small to hold (refused before reading the weights), and tensors that do not
+    match the described model or hold non-finite values."""
+    from safetensors.numpy import load_file
 
     path = Path(path)
     meta = read_metadata(path)
@@ -138,42 +149,48 @@ def load_checkpoint(
         raise CheckpointError(f"{path}: {e}") from None
     # A hostile header could describe a huge model: check the file can hold it (fp16 at
     # least) before allocating anything.
-    n_params = _parameter_count(config)
+    n_params = parameter_count(config)
     if 2 * n_params > path.stat().st_size:
         raise CheckpointError(
             f"{path}: its header describes a {config.layers}x{config.hidden} model "
             f"({n_params:,} parameters) that the file is too small to hold"
         )
     try:
-        tensors = load_file(str(path), device="cpu")
+        arrays = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise CheckpointError(
             f"{path} is corrupt or truncated ({e}); retrain it or restore a copy"
         ) from None
-    model = CharLSTM(config)
-    expected = model.state_dict()
-    if set(tensors) != set(expected):
+    expected = weight_shapes(config)
+    if set(arrays) != set(expected):
         raise CheckpointError(
             f"{path}: its tensors do not match a {config.layers}x{config.hidden} charcode model"
         )
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
+    weights = {}
+    for name, array in arrays.items():
+        if array.shape != expected[name]:
             raise CheckpointError(
-                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, expected {tuple(expected[name].shape)}"
+                f"{path}: tensor {name} has shape {tuple(array.shape)}, expected {expected[name]}"
             )
-        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+        if array.dtype.kind != "f" or not np.isfinite(array).all():
             raise CheckpointError(f"{path}: tensor {name} holds non-finite or non-float values")
-    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
-    model.to(device=device, dtype=dtype).eval()
+        weights[name] = np.ascontiguousarray(array, dtype=np.float32)
+    return meta, weights
+
+
+def load_checkpoint(path: Path, device: Any = "cpu", dtype: Any = None) -> Checkpoint:
+    """The checkpoint as a torch CharLSTM (eval mode) on device (a name or torch.device), in
+    dtype (a torch dtype, default float32), validated as load_arrays does."""
+    import torch
+
+    from .model import CharLSTM
+
+    path = Path(path)
+    meta, weights = load_arrays(path)
+    model = CharLSTM(ModelConfig.from_dict(meta["model"]))
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()})
+    model.to(device=device, dtype=dtype or torch.float32).eval()
     return Checkpoint(path=path, model=model, meta=meta)
-
-
-def _parameter_count(c: ModelConfig) -> int:
-    lstm = sum(
-        4 * c.hidden * ((c.embedding if i == 0 else c.hidden) + c.hidden + 2)
-        for i in range(c.layers)
-    )
-    return c.vocab * c.embedding + lstm + c.hidden * c.vocab + c.vocab
 
 
 def state_path(checkpoint_path: Path) -> Path:
@@ -183,10 +200,14 @@ def state_path(checkpoint_path: Path) -> Path:
 
 
 def save_resume_state(path: Path, state: dict) -> None:
+    import torch
+
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_resume_state(path: Path) -> dict:
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

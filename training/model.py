@@ -1,61 +1,17 @@
-"""The character-level model: byte embedding, multi-layer LSTM, linear head."""
+"""The character-level model: byte embedding, multi-layer LSTM, linear head (torch).
+
+Its shape (ModelConfig, SIZES, parameter_count) lives in model_config, which needs no torch."""
 
 from __future__ import annotations
-
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 
-from .symbols import VOCAB_SIZE
+from .model_config import SIZES, ModelConfig, parameter_count
 
-# name: (layers, hidden, embedding)
-SIZES: dict[str, tuple[int, int, int]] = {
-    "tiny": (1, 32, 16),
-    "small": (2, 256, 64),
-    "medium": (3, 512, 128),
-    "large": (3, 1024, 256),
-}
+__all__ = ["SIZES", "CharLSTM", "ModelConfig", "State", "detach_state", "parameter_count"]
 
 State = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    layers: int = 2
-    hidden: int = 256
-    embedding: int = 64
-    dropout: float = 0.0
-    vocab: int = VOCAB_SIZE
-
-    @classmethod
-    def named(
-        cls, size: str, dropout: float = 0.0, layers: int | None = None, hidden: int | None = None
-    ) -> ModelConfig:
-        if size not in SIZES:
-            raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
-        n_layers, n_hidden, n_embed = SIZES[size]
-        return cls(
-            layers=layers or n_layers,
-            hidden=hidden or n_hidden,
-            embedding=n_embed,
-            dropout=dropout,
-        )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelConfig:
-        fields = {k: d[k] for k in ("layers", "hidden", "embedding", "dropout", "vocab") if k in d}
-        cfg = cls(**fields)
-        if cfg.vocab != VOCAB_SIZE:
-            raise ValueError(
-                f"vocabulary of {cfg.vocab} symbols; charcode models have {VOCAB_SIZE}"
-            )
-        if not (1 <= cfg.layers <= 16 and 1 <= cfg.hidden <= 8192 and 1 <= cfg.embedding <= 8192):
-            raise ValueError(f"implausible model shape {cfg}")
-        return cfg
 
 
 class CharLSTM(nn.Module):
