@@ -72,7 +72,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 def server_main(argv: list[str]) -> int:
     """The whole `charcode` command line (sample, hallucinate, eval and models live there)."""
-    from charcode.server.cli import main as charcode_main
+    from charcode.server.command_line import main as charcode_main
 
     return charcode_main(argv)
 
@@ -252,7 +252,7 @@ def test_models_lists_search_order(tiny_python_model, tmp_path, monkeypatch, cap
 
 
 def run_cli(*args, env=None):
-    module = "charcode.training" if args[0] == "train" else "charcode.server.cli"
+    module = "charcode.training" if args[0] == "train" else "charcode.server.command_line"
     proc = subprocess.run(
         [sys.executable, "-m", module, *args],
         capture_output=True,
@@ -496,3 +496,157 @@ def test_hostile_header_is_refused_before_allocating(tmp_path):
     save_file({"x": torch.zeros(4)}, str(path), metadata={"charcode": json.dumps(meta)})
     code, err = run_cli("sample", "--model", str(path))
     assert code == 2 and "too small to hold" in err and "Traceback" not in err
+
+
+# -- the training package's structure: no import cycle, torch only where it trains ----
+
+TRAINING = Path(__file__).resolve().parents[1] / "training"
+BUNDLED = sorted((TRAINING / "models").glob("*.safetensors"))
+
+
+def _training_imports(path: Path) -> set[str]:
+    """The charcode.training modules a file imports, at its top or inside functions."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found.update(
+                [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+            )
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "charcode.training."
+        ):
+            found.add(node.module.split(".")[2])
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.split(".")[2] for a in node.names if a.name.startswith("charcode.training.")
+            )
+    return found
+
+
+def test_the_training_package_has_no_import_cycle():
+    """Imports inside functions count: the CPU launcher gets the CLI's entry point passed in,
+    and CliError and run() live in cli_common, below the commands that use them."""
+    modules = {p.stem: p for p in TRAINING.glob("*.py")}
+    graph = {m: _training_imports(p) & modules.keys() - {m} for m, p in modules.items()}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError(" -> ".join(path[path.index(module) :] + [module]))
+        if module not in done:
+            for dep in sorted(graph[module]):
+                visit(dep, [*path, module])
+            done.add(module)
+
+    for module in sorted(graph):
+        visit(module, [])
+
+
+def _without_torch(code: str, *args: str) -> subprocess.CompletedProcess:
+    """Run code in a fresh interpreter where `import torch` fails as if it were not installed."""
+    prelude = "import sys; sys.modules['torch'] = None\n"
+    return subprocess.run(
+        [sys.executable, "-c", prelude + code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_checkpoints_read_without_torch(tmp_path):
+    """checkpoint, registry, symbols, languages and the model's config import with torch
+    blocked, and load_arrays gives the same float32 weights as the torch loader."""
+    import numpy as np
+
+    from charcode.training.checkpoint import load_checkpoint
+
+    code = """
+import json, numpy as np
+from charcode.training import checkpoint, cli, cli_common, languages, registry, symbols
+from charcode.training.model_config import ModelConfig, parameter_count
+out = {}
+for path in sys.argv[1:]:
+    meta, weights = checkpoint.load_arrays(path)
+    assert all(a.dtype == np.float32 and a.flags.c_contiguous for a in weights.values())
+    np.savez(path + ".npz", **weights)
+    cfg = ModelConfig.from_dict(meta["model"])
+    out[path] = [meta["language"], parameter_count(cfg), sum(a.size for a in weights.values())]
+cli.build_parser()
+print(json.dumps({"models": out, "torch": sys.modules["torch"] is not None}))
+"""
+    assert BUNDLED
+    copies = []
+    for p in BUNDLED:  # the arrays are written next to each copy, as .npz
+        copies.append(str(tmp_path / p.name))
+        Path(copies[-1]).write_bytes(p.read_bytes())
+    proc = _without_torch(code, *copies)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["torch"] is False
+    for path in copies:
+        language, counted, held = result["models"][path]
+        assert language == Path(path).stem and counted == held
+        state = load_checkpoint(path).model.state_dict()
+        saved = np.load(path + ".npz")
+        assert set(saved.files) == set(state)
+        for name in state:
+            assert np.array_equal(saved[name], state[name].numpy()), name
+
+
+def test_parameter_count_and_weight_shapes_match_the_torch_model():
+    from charcode.training.model import CharLSTM, ModelConfig
+    from charcode.training.model_config import parameter_count, weight_shapes
+
+    for cfg in (ModelConfig.named("tiny"), ModelConfig.named("small"), ModelConfig(3, 40, 8)):
+        model = CharLSTM(cfg)
+        assert parameter_count(cfg) == model.num_parameters()
+        assert weight_shapes(cfg) == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def test_load_arrays_refuses_damaged_and_foreign_files(tmp_path):
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from charcode.training.checkpoint import CheckpointError, load_arrays
+
+    data = BUNDLED[0].read_bytes()
+    cases = {}
+    cases["truncated"] = data[:-1000], "corrupt or truncated"
+    cases["halved"] = data[: len(data) // 2], "too small to hold"  # refused from its size
+    cases["garbage"] = os.urandom(5000), "not a charcode"
+    cases["empty"] = b"", "empty or truncated"
+    for name, (content, _) in cases.items():
+        (tmp_path / f"{name}.safetensors").write_bytes(content)
+    meta = {"language": "python", "model": {"layers": 16, "hidden": 8192, "embedding": 8192}}
+    save_file(
+        {"x": np.zeros(4, np.float32)},
+        str(tmp_path / "huge.safetensors"),
+        metadata={"charcode": json.dumps(meta)},
+    )
+    cases["huge"] = None, "too small to hold"
+    tiny = {"language": "python", "model": {"layers": 1, "hidden": 2, "embedding": 2}}
+    save_file(
+        {"x": np.zeros(2000, np.float32)},
+        str(tmp_path / "foreign.safetensors"),
+        metadata={"charcode": json.dumps(tiny)},
+    )
+    cases["foreign"] = None, "do not match"
+    save_file({"x": np.zeros(4, np.float32)}, str(tmp_path / "plain.safetensors"))
+    cases["plain"] = None, "no charcode metadata"
+    for name, (_, message) in cases.items():
+        with pytest.raises(CheckpointError, match=message):
+            load_arrays(tmp_path / f"{name}.safetensors")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_arrays(tmp_path / "missing.safetensors")
+
+
+def test_train_without_torch_says_how_to_install_it(python_repo, tmp_path):
+    code = "from charcode.training.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["train", "--language", "python", "--repo", str(python_repo), "--steps", "1"]
+    proc = _without_torch(code, *args, "--output", str(tmp_path / "m.safetensors"))
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "pip install 'charcode[train]'" in err and "torch==2.13.0" in err
+    assert not (tmp_path / "m.safetensors").exists()
+    help_text = _without_torch(code, "train", "--help")  # the options need no torch either
+    assert help_text.returncode == 0 and "--precision" in help_text.stdout

@@ -1,4 +1,12 @@
-"""The `charcode` command line (all subcommands but `serve`, which lives in charcode.server)."""
+"""Training's commands and `python -m charcode.training`.
+
+add_train_command and add_corpus_command add `charcode train` and `charcode corpus` to a
+command line (charcode.server assembles the whole `charcode` one); main() is
+`python -m charcode.training [train] ...`, which torchrun and the CPU launcher run in each
+process. sample, eval and models are here only until the server's versions replace them.
+Nothing here imports torch until a command runs; `charcode train` without torch says how
+to install it.
+"""
 
 from __future__ import annotations
 
@@ -8,32 +16,45 @@ import os
 import sys
 from pathlib import Path
 
+from .cli_common import (
+    CliError,
+    Subcommands,
+    model_args,
+    positive_float,
+    positive_int,
+    resolve_model_path,
+    run,
+)
 from .cpu_parallel import WORKER_ENV
-from .languages import LANGUAGES, UnknownLanguage, get_language
+from .languages import LANGUAGES, get_language
+from .model_config import SIZES
+from .train_config import DEVICES, PRECISIONS
+
+# CliError, positive_int, positive_float, model_args and run live in cli_common; the
+# names stay importable from here for code not yet switched over.
+__all__ = [
+    "CliError",
+    "add_corpus_command",
+    "add_subcommands",
+    "add_train_command",
+    "build_parser",
+    "main",
+    "model_args",
+    "positive_float",
+    "positive_int",
+    "resolve_model",
+    "run",
+]
+
+TORCH_MISSING = (
+    "charcode train needs PyTorch, which is not installed: pip install 'charcode[train]' "
+    "(on a machine without an NVIDIA GPU, first pip install torch==2.13.0 --index-url "
+    "https://download.pytorch.org/whl/cpu, the CPU build, a fraction of the size)"
+)
 
 
-class CliError(Exception):
-    """One line for the user; the process exits non-zero."""
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
-
-
-def add_subcommands(sub: argparse._SubParsersAction) -> None:
-    from .model import SIZES
-    from .trainer import PRECISIONS
-
+def add_train_command(sub: Subcommands) -> None:
+    """`charcode train`: its options and handler (torch is imported when it runs)."""
     t = sub.add_parser("train", help="build a corpus from repositories and train a model")
     t.add_argument(
         "--language", "-l", required=True, help=f"LSP language id ({', '.join(LANGUAGES)})"
@@ -63,7 +84,7 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--lr", type=positive_float, default=3e-3)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--device", default="auto", choices=DEVICES)
     t.add_argument(
         "--precision",
         default="auto",
@@ -112,6 +133,23 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     t.set_defaults(func=cmd_train)
 
+
+def add_corpus_command(sub: Subcommands) -> None:
+    """`charcode corpus`: rebuild (or check) a bundled model's corpus (recipes.py)."""
+    from .recipes import add_corpus_subcommand
+
+    add_corpus_subcommand(sub)
+
+
+def add_subcommands(sub: Subcommands) -> None:
+    """Every command of `python -m charcode.training`."""
+    add_train_command(sub)
+    _add_legacy_commands(sub)
+    add_corpus_command(sub)
+
+
+def _add_legacy_commands(sub: Subcommands) -> None:
+    """sample, eval and models: moving to charcode.server (they run without torch there)."""
     s = sub.add_parser("sample", help="sample text from a model")
     model_args(s)
     s.add_argument("--prime", default="", help="text to start from")
@@ -185,20 +223,8 @@ def add_subcommands(sub: argparse._SubParsersAction) -> None:
     )
     m.set_defaults(func=cmd_models)
 
-    from .recipes import add_corpus_subcommand
-
-    add_corpus_subcommand(sub)
-
 
 EVAL_TASKS = ["bits", "keystrokes", "hallucinate"]
-
-
-def model_args(p: argparse.ArgumentParser) -> None:
-    """How a command names its model; shared with the server's commands (hallucinate, eval tasks)."""
-    p.add_argument("--model", "-m", type=Path, help="a .safetensors checkpoint")
-    p.add_argument("--language", "-l", help="use the model found for this language")
-    p.add_argument("--models-dir", type=Path, help="the user models folder")
-    p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
 
 
 def build_parser(prog: str = "charcode") -> argparse.ArgumentParser:
@@ -214,24 +240,11 @@ def build_parser(prog: str = "charcode") -> argparse.ArgumentParser:
 
 
 def resolve_model(args):
-    """The checkpoint that model_args' options name, loaded (CliError when there is none)."""
+    """The checkpoint that model_args' options name, loaded with torch (CliError when there is none)."""
     from .checkpoint import load_checkpoint
-    from .registry import find_model
     from .trainer import pick_device
 
-    if args.model is None and args.language is None:
-        raise CliError("give --model PATH or --language L")
-    if args.model is None:
-        get_language(args.language)
-        entry = find_model(args.language, workspace=Path.cwd(), models_dir=args.models_dir)
-        if entry is None:
-            raise CliError(
-                f"no model for {args.language}; train one with `charcode train --language {args.language} --repo PATH`"
-            )
-        path = entry.path
-    else:
-        path = args.model
-    return load_checkpoint(path, device=pick_device(args.device))
+    return load_checkpoint(resolve_model_path(args), device=pick_device(args.device))
 
 
 def _build_corpus(args, language_id: str, log):
@@ -247,7 +260,21 @@ def _build_corpus(args, language_id: str, log):
     )
 
 
+def _require_torch() -> None:
+    """CliError with the install command where torch is missing (or broken)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as e:
+        if (e.name or "torch").partition(".")[0] == "torch":
+            raise CliError(TORCH_MISSING) from None
+        raise CliError(
+            f"PyTorch is installed but does not import ({e}); reinstall it: "
+            "pip install --force-reinstall torch"
+        ) from None
+
+
 def cmd_train(args) -> int:
+    _require_torch()
     from .registry import user_models_dir
     from .trainer import (
         Distributed,
@@ -273,7 +300,8 @@ def cmd_train(args) -> int:
         processes = choose_processes(args.cpu_procs, args.batch_size)
         if processes > 1:
             _build_corpus(args, language.id, log=lambda m: print(m, file=sys.stderr, flush=True))
-            return launch(args.argv, processes)
+            argv = getattr(args, "argv", None) or sys.argv[1:]
+            return launch(argv, processes, main)
     dist = Distributed(device)
     quiet_rank = not dist.is_main
     log = (lambda _m: None) if quiet_rank else (lambda m: print(m, file=sys.stderr, flush=True))
@@ -549,28 +577,6 @@ def cmd_models(args) -> int:
 
 
 # -- entry point -------------------------------------------------------------
-
-
-def run(args) -> int:
-    """Run a parsed command, turning every expected failure into one line and exit code."""
-    from .checkpoint import CheckpointError
-    from .corpus import CorpusError
-    from .trainer import TrainingError
-
-    try:
-        return args.func(args)
-    except (CliError, CheckpointError, CorpusError, TrainingError, UnknownLanguage) as e:
-        print(f"charcode: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("charcode: interrupted (a training run continues with --resume)", file=sys.stderr)
-        return 130
-    except OSError as e:
-        print(
-            f"charcode: error: {e.strerror or e} ({e.filename or ''}); free some space or check permissions",
-            file=sys.stderr,
-        )
-        return 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 
 # Set in the workers this module starts, so they know the launcher already set up.
 WORKER_ENV = "CHARCODE_CPU_WORKER"
@@ -53,7 +54,7 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
 
 
-def _worker(rank: int, world: int, port: int, argv: list[str]) -> None:
+def _worker(rank: int, world: int, port: int, argv: list[str], entry: Callable) -> None:
     _die_with_parent()
     os.environ.update(
         RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
@@ -63,9 +64,7 @@ def _worker(rank: int, world: int, port: int, argv: list[str]) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from .cli import build_parser, run
-
-    exit_worker(run(build_parser().parse_args(argv)))
+    exit_worker(entry(argv))
 
 
 def exit_worker(code: int) -> None:
@@ -81,12 +80,14 @@ def exit_worker(code: int) -> None:
     os._exit(code)
 
 
-def launch(argv: list[str], processes: int) -> int:
-    """Run the training command in `processes` workers; returns the exit code."""
+def launch(argv: list[str], processes: int, entry: Callable[[list[str]], int]) -> int:
+    """Run `entry(argv)` (the training command line's main) in `processes` workers, with
+    torchrun's environment set in each; returns the exit code. entry must be a module-level
+    function: each worker is a fresh interpreter that imports it by name."""
     import torch.multiprocessing as mp
 
     try:
-        mp.spawn(_worker, args=(processes, _free_port(), argv), nprocs=processes, join=True)
+        mp.spawn(_worker, args=(processes, _free_port(), argv, entry), nprocs=processes, join=True)
     except mp.ProcessExitedException as e:
         return e.exit_code if e.exit_code and e.exit_code > 0 else 1
     return 0

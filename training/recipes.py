@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .cli_common import CliError, Subcommands, run
+
 RECIPES_PATH = Path(__file__).with_name("recipes.json")
 RECIPE_FORMAT = 1
 MANIFEST_NAME = "MANIFEST.json"
@@ -592,7 +594,7 @@ def default_dest() -> Path:
     return Path(platformdirs.user_cache_dir("charcode")) / "sources"
 
 
-def add_corpus_subcommand(sub: argparse._SubParsersAction) -> None:
+def add_corpus_subcommand(sub: Subcommands) -> None:
     """`charcode corpus`: rebuild (or check) a bundled model's corpus."""
     p = sub.add_parser(
         "corpus",
@@ -626,8 +628,6 @@ def add_corpus_subcommand(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_corpus(args) -> int:
-    from .cli import CliError
-
     dest = (args.dest or default_dest()).expanduser()
 
     def say(msg: str) -> None:
@@ -682,8 +682,6 @@ def cmd_corpus(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m charcode.training.recipes corpus ...` (the same as `charcode corpus ...`)."""
-    from .cli import run
-
     parser = argparse.ArgumentParser(prog="charcode")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_corpus_subcommand(sub)

@@ -11,7 +11,7 @@ import random
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -31,36 +31,9 @@ from .cpu_parallel import world_size
 from .evaluate import cross_entropy_sum
 from .model import CharLSTM, ModelConfig, detach_state
 from .symbols import BOUNDARY
+from .train_config import PRECISIONS, TrainConfig, TrainingError
 
-
-class TrainingError(Exception):
-    """Training cannot start or continue; the message says what to do."""
-
-
-@dataclass
-class TrainConfig:
-    language: str
-    output: Path
-    size: str = "small"
-    layers: int | None = None
-    hidden: int | None = None
-    dropout: float = 0.1
-    steps: int | None = None
-    minutes: float | None = None
-    batch_size: int = 32
-    seq_len: int = 128
-    lr: float = 3e-3
-    weight_decay: float = 0.01
-    clip: float = 1.0
-    warmup: int = 100
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "auto"  # auto | fp32 | bf16 (autocast); see pick_precision
-    eval_every: int = 0  # steps; 0: about ten evaluations over the budget
-    val_chars: int = 300_000
-    resume: bool = False
-    init_from: Path | None = None
-    extensions: list[str] = field(default_factory=list)
+__all__ = ["PRECISIONS", "Progress", "TrainConfig", "Trainer", "TrainingError"]
 
 
 @dataclass
@@ -92,9 +65,6 @@ def pick_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise TrainingError(f"unknown device {name!r}; use auto, cpu or cuda")
     return torch.device(name)
-
-
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def cpu_has_native_bf16() -> bool:
