@@ -204,8 +204,9 @@ def test_completion_at_point_offers_and_inserts_the_models_words(runs, client, b
             marks=pytest.mark.xfail(
                 reason="lsp-mode 8.0 indents the line of an accepted completion when it is the "
                 "buffer's last line and has no final newline (lsp--indent-lines), unless the "
-                "item's insertTextMode is 1 (asIs); the server sends none",
-                strict=False,
+                "item's insertTextMode is 1 (asIs); the server sends none (checked: with "
+                "insert_text_mode=InsertTextMode.AsIs on the items this passes)",
+                strict=True,
             ),
         ),
     ],
