@@ -28,6 +28,7 @@ def debug_stats(ls, *args) -> dict:
     return {
         "inference": dict(ls.runner.stats.__dict__),
         "cache": ls.snapshots.summary(),
+        "adaptation": ls.workspace_memory.summary(),
         "documents": len(ls.documents),
         "models": {lang: str(m.path) for lang, m in ls.models.loaded().items()},
         "trainings": sorted(ls.trainings),

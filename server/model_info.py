@@ -22,7 +22,21 @@ async def model_info(ls, *args) -> dict:
 def describe(ls, language: str | None, *, should_stop) -> dict:
     """Inference thread (it may load models)."""
     languages = [language] if language else ls.models.languages_with_checkpoints()
-    return {lang: ls.models.describe(lang) for lang in languages}
+    learned = ls.workspace_memory.summary()
+    out = {}
+    for lang in languages:
+        out[lang] = info = ls.models.describe(lang)
+        if "error" not in info:
+            # what adaptation has learned from the workspace: {state, files, bytes, ...}
+            info["learned"] = learned.get(
+                lang,
+                {
+                    "state": "off" if not ls.settings.adaptation else "not started",
+                    "files": 0,
+                    "bytes": 0,
+                },
+            )
+    return out
 
 
 def setup(server) -> None:

@@ -1,4 +1,4 @@
-"""The charcode language server's state; setup.build_server() wires the features onto it."""
+"""The charcode language server's state; features.build_server() wires the features onto it."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from .core.lstm import single_threaded_blas
 from .core.model_store import ERROR, INFO, WARNING, ModelStore, Where
 from .core.settings import Settings
 from .core.snapshots import DEFAULT_CAP_BYTES, SnapshotCache
+from .core.workspace_memory import WorkspaceMemory
 from .document import DocumentStore
 from .protocol import CharcodeProtocol
 from .runner import Runner
@@ -63,10 +64,13 @@ class CharcodeServer(LanguageServer):
         self.models = ModelStore(
             notify=lambda text, level: self.notify(text, _MESSAGE_TYPES[level])
         )
-        self.completer = Completer(self.models, self.snapshots)
+        self.workspace_memory = WorkspaceMemory()
+        self.completer = Completer(self.models, self.snapshots, self.workspace_memory)
+        self.on_shutdown: list[Callable[[CharcodeServer], None]] = [
+            lambda ls: ls.workspace_memory.stop()
+        ]
         self.runner = Runner(initializer=_init_inference_thread)
         self.trainings: dict[str, asyncio.Task] = {}
-        self.on_shutdown: list[Callable[[CharcodeServer], None]] = []  # features' cleanups
         self.trainer_pids: set[int] = set()
         self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,11 +93,25 @@ class CharcodeServer(LanguageServer):
                 return Path(path)
         return Path(ws.root_path) if ws.root_path else None
 
+    def workspace_roots(self) -> list[Path]:
+        """Every workspace folder (or the root) as a path: what adaptation may read."""
+        try:
+            ws = self.workspace
+        except RuntimeError:
+            return []
+        roots = [Path(p) for f in ws.folders.values() if (p := to_fs_path(f.uri))]
+        if not roots and ws.root_path:
+            roots = [Path(ws.root_path)]
+        return roots
+
     def apply_settings(self, settings: Settings, problems: list[str]) -> None:
         self.settings = settings
         for problem in problems:
             self.notify(problem, types.MessageType.Warning)
         self.models.configure(Where(settings, self.workspace_path()))
+        self.workspace_memory.configure(
+            self.workspace_roots(), settings.adaptation, settings.adaptation_memory_mb
+        )
 
     def remember_loop(self) -> None:
         self._loop = asyncio.get_running_loop()

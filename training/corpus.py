@@ -351,6 +351,17 @@ def _check_found(
     )
 
 
+def iter_source_files(
+    roots: list[Path], language_id: str, max_file_bytes: int = 1_000_000
+) -> Iterator[tuple[SourceFile, bytes]]:
+    """The files a corpus would keep, with their contents, one at a time (none is an empty
+    iteration, not an error): what the adaptive engine learns from a user's workspace."""
+    lang = _language(language_id)
+    roots = [Path(r) for r in roots if Path(r).is_dir()]
+    candidates = _list_candidates(roots, lang, max_file_bytes, collections.Counter())
+    yield from _read_kept(candidates, max_file_bytes, collections.Counter(), lambda _: None)
+
+
 def collect_files(
     roots: list[Path], language_id: str, max_file_bytes: int = 1_000_000
 ) -> tuple[list[SourceFile], collections.Counter]:

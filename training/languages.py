@@ -63,3 +63,12 @@ def get_language(language_id: str) -> Language:
         return LANGUAGES[language_id]
     except KeyError:
         raise UnknownLanguage(language_id) from None
+
+
+def language_of_path(path) -> str | None:
+    """The language id of a file by its name (extension or exact file name), None if none."""
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    for lang in LANGUAGES.values():
+        if name.endswith(lang.extensions) or name in lang.filenames:
+            return lang.id
+    return None

@@ -11,9 +11,12 @@ None when told to stop.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+import numpy as np
 
 from charcode.training.languages import LANGUAGES, Language
 from charcode.training.symbols import is_continuation
@@ -21,12 +24,15 @@ from charcode.training.symbols import is_continuation
 from .beam import Candidate, beam_words
 from .ghost import GreedyPath, greedy_line
 from .guard import guard_for
+from .mixture import MixedPredictor
 from .predictor import Predictor, State
 from .sampler import Sampled, sample_function
 from .snapshots import SnapshotCache
 from .stoprules import make_stop_rule
 from .utf8 import is_word_byte
 
+DOC_LEARN_HORIZON = 4096  # bytes before the cursor's line a document's first request learns
+DOC_LEARN_STEP = 1024  # at most this much document text is learned per request
 BEAM_WIDTH = 5
 MAX_WORD_BYTES = 32
 WORD_LOOKBACK = 256  # bytes: a longer run of word characters is not a word worth completing
@@ -85,6 +91,11 @@ class OneModel:
         return self if language == self.language else None
 
 
+class AdaptiveModels(Protocol):
+    def get(self, language: str, model_path=None):
+        """What the engine learned for the language (an adaptive.AdaptiveModel), or None."""
+
+
 @dataclass(frozen=True)
 class FunctionRequest:
     """What to hallucinate: see ``function_request``."""
@@ -128,15 +139,83 @@ class _LastGhost:
     path: GreedyPath
 
 
+@dataclass
+class _Learned:
+    """How much of a document the adaptive model has learned: data[:offset]."""
+
+    data: bytes
+    offset: int
+
+
 class Completer:
-    def __init__(self, models: Models, snapshots: SnapshotCache | None = None):
+    """``adaptive`` (optional) gives, per language, what the engine learned from the
+    workspace; with it every prediction comes from the mixture (mixture.py), and the text
+    of each document before the cursor's line is learned as the user leaves it."""
+
+    def __init__(
+        self,
+        models: Models,
+        snapshots: SnapshotCache | None = None,
+        adaptive: AdaptiveModels | None = None,
+    ):
         self.models = models
         self.snapshots = snapshots if snapshots is not None else SnapshotCache()
+        self.adaptive = adaptive
         self._last_ghost: _LastGhost | None = None
+        self._mixed: dict[tuple[int, int], MixedPredictor] = {}
+        self._learned: dict[str, _Learned] = {}
 
     def predictor(self, language: str) -> Predictor | None:
+        """The LSTM, or the mixture when the engine has learned something for the language."""
         model = self.models.get(language)
-        return None if model is None else model.runtime
+        if model is None:
+            return None
+        learned = None
+        if self.adaptive is not None:
+            learned = self.adaptive.get(language, getattr(model, "path", None))
+        if learned is None:
+            return model.runtime
+        key = (id(model.runtime), id(learned))
+        mixed = self._mixed.get(key)
+        if mixed is None or mixed.lstm is not model.runtime or mixed.model is not learned:
+            self._mixed = {k: v for k, v in self._mixed.items() if v.lstm is model.runtime}
+            mixed = self._mixed[key] = MixedPredictor(model.runtime, learned)
+        return mixed
+
+    def forget(self, uri: str) -> None:
+        """The document closed."""
+        self.snapshots.forget(uri)
+        self._learned.pop(uri, None)
+
+    def learn_document(self, at: TextAt, rt: Predictor, should_stop: ShouldStop = _never) -> None:
+        """Teach the mixture the document's text before the cursor's line (lines the user
+        has left), each byte scored before it is learned; at most DOC_LEARN_STEP bytes per
+        call, so a first request in a large file stays cheap. Only real text teaches."""
+        if not isinstance(rt, MixedPredictor):
+            return
+        end = at.offset - len(at.line_prefix())
+        done = self._learned.get(at.uri)
+        if done is None or done.data[: done.offset] != at.data[: done.offset]:
+            start = max(0, end - DOC_LEARN_HORIZON)
+            if done is not None:  # an edit above: go on from where the texts still agree
+                same = len(os.path.commonprefix([done.data[: done.offset], at.data[:end]]))
+                start = max(start, same)
+            if start and at.data[start - 1] != 0x0A:  # learn whole lines: from the next one
+                nl = at.data.find(b"\n", start, end)
+                start = nl + 1 if nl >= 0 else end
+        else:
+            start = done.offset
+        stop = min(end, start + DOC_LEARN_STEP)
+        if stop <= start:
+            self._learned[at.uri] = _Learned(at.data, max(start, 0))
+            return
+        state = self.snapshots.state_at(at.uri, at.version, at.data, start, rt, should_stop)
+        if state is None:
+            return
+        chunk = at.data[start:stop]
+        logprobs, _ = rt.lstm.log_probs(state.lstm, np.frombuffer(chunk, dtype=np.uint8))
+        rt.model.score(chunk, logprobs[:-1], context=state.tails[0])
+        self._learned[at.uri] = _Learned(at.data, stop)
 
     def state_at(self, at: TextAt, should_stop: ShouldStop = _never) -> State | None:
         rt = self.predictor(at.language)
@@ -162,6 +241,7 @@ class Completer:
         rt = self.predictor(at.language)
         if rt is None:
             return b""
+        self.learn_document(at, rt, should_stop)
         last = self._last_ghost
         start = 0
         if last is not None and self._typed_along(last, at, rt):
@@ -199,6 +279,7 @@ class Completer:
         rt = self.predictor(at.language)
         if rt is None:
             return None
+        self.learn_document(at, rt, should_stop)
         state = self.snapshots.state_at(at.uri, at.version, at.data, at.offset, rt, should_stop)
         if state is None:
             return None

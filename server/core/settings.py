@@ -26,6 +26,8 @@ class Settings:
     device: str = "auto"
     temperature: float = 1.0  # for charcode.hallucinateFunction (the syntax guard keeps it valid)
     inline_max_length: int = 48  # characters of ghost text
+    adaptation: bool = True  # learn from the workspace and documents, mix with the LSTM
+    adaptation_memory_mb: int = 64  # the learned state's cap per language
     models: MappingProxyType = field(
         default_factory=lambda: MappingProxyType({})
     )  # language -> path
@@ -75,6 +77,12 @@ def _inline_max_length(v: Any) -> int:
     raise ValueError("expected a whole number from 1 to 1000")
 
 
+def _memory_mb(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096:
+        return v
+    raise ValueError("expected a whole number of megabytes from 8 to 4096")
+
+
 def _models(v: Any) -> MappingProxyType:
     if isinstance(v, dict) and all(isinstance(k, str) and isinstance(p, str) for k, p in v.items()):
         return MappingProxyType({k: p for k, p in v.items() if p})
@@ -89,6 +97,8 @@ _KEYS = {
     "temperature": ("temperature", _temperature),
     "inlineMaxLength": ("inline_max_length", _inline_max_length),
     "models": ("models", _models),
+    "adaptation": ("adaptation", _bool),
+    "adaptationMemoryMB": ("adaptation_memory_mb", _memory_mb),
 }
 
 

@@ -1,0 +1,67 @@
+"""The LSTM mixed with what the engine learned from the user's code, as a Predictor.
+
+``MixedPredictor`` wraps the LSTM runtime and an ``adaptive.AdaptiveModel``: its
+state is the LSTM's state plus the last ``CONTEXT_BYTES`` bytes read, and its
+scores are the log of the mixture the adaptive model computes from them. The
+decoders (ghost text, beam, sampler) see the same interface as the LSTM's, so
+every prediction the user sees comes from the mixture. Predicting never
+teaches: decoders explore hypothetical paths; only real text is learned, by
+``learn`` (the text of a document before the cursor) and the workspace reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .adaptive import CONTEXT_BYTES, AdaptiveModel
+from .predictor import Predictor
+
+
+@dataclass(frozen=True)
+class MixedState:
+    lstm: object  # the LSTM's state (batch rows)
+    tails: tuple[bytes, ...]  # per batch row: the last CONTEXT_BYTES bytes read
+
+
+class MixedPredictor:
+    def __init__(self, lstm: Predictor, model: AdaptiveModel):
+        self.lstm = lstm
+        self.model = model
+        self.vocab = lstm.vocab
+        self.layers, self.hidden = lstm.layers, lstm.hidden
+        self.start = MixedState(lstm.start, (b"",))
+
+    def read(self, state: MixedState, data: bytes) -> MixedState:
+        if not data:
+            return state
+        return MixedState(
+            self.lstm.read(state.lstm, data), ((state.tails[0] + data)[-CONTEXT_BYTES:],)
+        )
+
+    def logits(self, state: MixedState) -> np.ndarray:
+        return self._mix(self.lstm.logits(state.lstm), state.tails)
+
+    def step(self, symbols: Sequence[int], state: MixedState) -> tuple[np.ndarray, MixedState]:
+        logits, lstm_state = self.lstm.step(symbols, state.lstm)
+        tails = tuple(
+            (t + bytes([s]))[-CONTEXT_BYTES:] if s < 256 else b""
+            for t, s in zip(state.tails, symbols, strict=True)
+        )
+        return self._mix(logits, tails), MixedState(lstm_state, tails)
+
+    def select(self, state: MixedState, rows: Sequence[int]) -> MixedState:
+        return MixedState(self.lstm.select(state.lstm, rows), tuple(state.tails[r] for r in rows))
+
+    def nbytes(self, state: MixedState) -> int:
+        return self.lstm.nbytes(state.lstm) + sum(len(t) for t in state.tails)
+
+    def _mix(self, lstm_logits: np.ndarray, tails: tuple[bytes, ...]) -> np.ndarray:
+        if len(tails) == 1:
+            p = self.model.predict(tails[0], lstm_logits[0])[None, :]
+        else:
+            p = self.model.predict_batch(list(tails), lstm_logits)
+        with np.errstate(divide="ignore"):
+            return np.log(p).astype(np.float32)
