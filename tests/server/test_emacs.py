@@ -43,17 +43,21 @@ TEXT = "\n".join(LINES)  # no final newline: the cursor is at the end of the fil
 
 
 def _installed_packages() -> dict[str, str]:
-    """Versions of Emacs and of the packages a user's Emacs activates at startup."""
+    """Emacs's version and those of the clients a user's Emacs can load (after activating its
+    packages, as at startup): the package's version, or "built-in" (eglot in Emacs 29+)."""
     if EMACS is None:
         return {}
-    script = (
-        "(progn (package-initialize)"
-        " (princ (json-encode (list (cons 'emacs emacs-version)"
-        " (cons 'eglot (and (assq 'eglot package-alist) (package-version-join"
-        " (package-desc-version (cadr (assq 'eglot package-alist))))))"
-        " (cons 'lsp-mode (and (assq 'lsp-mode package-alist) (package-version-join"
-        " (package-desc-version (cadr (assq 'lsp-mode package-alist))))))))))"
-    )
+    script = """(progn
+      (package-initialize)
+      (princ (json-encode
+              (cons (cons 'emacs emacs-version)
+                    (mapcar (lambda (name)
+                              (let ((desc (cadr (assq name package-alist))))
+                                (cons name (cond (desc (package-version-join
+                                                        (package-desc-version desc)))
+                                                 ((locate-library (symbol-name name))
+                                                  "built-in")))))
+                            '(eglot lsp-mode))))))"""
     out = subprocess.run(
         [EMACS, "--batch", "-q", "--eval", script], capture_output=True, text=True, timeout=60
     )
