@@ -12,7 +12,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from charcode.training.cli_common import CliError, model_args, positive_int, resolve_model_path
+from charcode.training.cli_common import (
+    CliError,
+    Subcommands,
+    model_args,
+    positive_int,
+    resolve_model_path,
+)
 from charcode.training.languages import get_language
 from charcode.training.registry import list_models
 
@@ -56,7 +62,7 @@ def model_language(args, model: CommandModel) -> str:
 # ---------------------------------------------------------------- sample
 
 
-def add_sample_command(sub) -> None:  # sub: what ArgumentParser.add_subparsers() returned
+def add_sample_command(sub: Subcommands) -> None:
     s = sub.add_parser("sample", help="sample text from a model")
     model_args(s)
     s.add_argument("--prime", default="", help="text to start from")
@@ -89,7 +95,7 @@ def cmd_sample(args) -> int:
 # ---------------------------------------------------------------- hallucinate
 
 
-def add_hallucinate_command(sub) -> None:  # sub: what ArgumentParser.add_subparsers() returned
+def add_hallucinate_command(sub: Subcommands) -> None:
     h = sub.add_parser(
         "hallucinate", help="write whole functions, stopping where each function ends"
     )
@@ -172,7 +178,7 @@ def cmd_hallucinate(args) -> int:
 # ---------------------------------------------------------------- models
 
 
-def add_models_command(sub) -> None:  # sub: what ArgumentParser.add_subparsers() returned
+def add_models_command(sub: Subcommands) -> None:
     m = sub.add_parser("models", help="list the models found and where")
     m.add_argument("--json", action="store_true")
     m.add_argument(

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from charcode.training.cli_common import CliError, model_args, positive_int
+from charcode.training.cli_common import CliError, Subcommands, model_args, positive_int
 from charcode.training.languages import get_language
 from charcode.training.symbols import utf8_complete_prefix
 
@@ -29,7 +29,7 @@ from .measure.keystrokes import (
 EVAL_TASKS = ["bits", "keystrokes", "hallucinate"]
 
 
-def add_eval_command(sub) -> None:  # sub: what ArgumentParser.add_subparsers() returned
+def add_eval_command(sub: Subcommands) -> None:
     e = sub.add_parser(
         "eval",
         help="measure a model: bits per character, keystrokes saved, valid hallucinated functions",

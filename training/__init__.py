@@ -1,1 +1,1 @@
-"""charcode.training: corpus, model, trainer, sampling, evaluation and checkpoints."""
+"""charcode.training: corpus, model, trainer, distributed launch, checkpoints, registry, recipes, validation bits per char."""

@@ -3,7 +3,8 @@
 add_train_command and add_corpus_command add `charcode train` and `charcode corpus` to a
 command line (charcode.server assembles the whole `charcode` one); main() is
 `python -m charcode.training [train] ...`, which torchrun and the CPU launcher run in each
-process. sample, eval and models are here only until the server's versions replace them.
+process. The commands that run a model (sample, hallucinate, eval, models) are the
+server's (charcode.server.cli_commands, cli_eval): they need no torch.
 Nothing here imports torch until a command runs; `charcode train` without torch says how
 to install it.
 """
@@ -22,7 +23,6 @@ from .cli_common import (
     model_args,
     positive_float,
     positive_int,
-    resolve_model_path,
     run,
 )
 from .cpu_parallel import WORKER_ENV
@@ -42,7 +42,6 @@ __all__ = [
     "model_args",
     "positive_float",
     "positive_int",
-    "resolve_model",
     "run",
 ]
 
@@ -144,87 +143,7 @@ def add_corpus_command(sub: Subcommands) -> None:
 def add_subcommands(sub: Subcommands) -> None:
     """Every command of `python -m charcode.training`."""
     add_train_command(sub)
-    _add_legacy_commands(sub)
     add_corpus_command(sub)
-
-
-def _add_legacy_commands(sub: Subcommands) -> None:
-    """sample, eval and models: moving to charcode.server (they run without torch there)."""
-    s = sub.add_parser("sample", help="sample text from a model")
-    model_args(s)
-    s.add_argument("--prime", default="", help="text to start from")
-    s.add_argument("--length", type=positive_int, default=500)
-    s.add_argument("--temperature", type=float, default=0.8)
-    s.add_argument("--seed", type=int, default=0)
-    s.set_defaults(func=cmd_sample)
-
-    e = sub.add_parser(
-        "eval",
-        help="measure a model: bits per character, keystrokes saved, valid hallucinated functions",
-        description="Tasks: bits (bits per character), keystrokes (a simulated user typing the "
-        "files with charcode's inline completion, against word-based suggestions), hallucinate "
-        "(syntactic validity of whole functions). See docs/EVAL.md.",
-    )
-    model_args(e)
-    e.add_argument("paths", nargs="*", type=Path, help="files or folders (bits, keystrokes)")
-    e.add_argument(
-        "--task", choices=EVAL_TASKS, default="bits", help="what to measure (default bits)"
-    )
-    e.add_argument(
-        "--split",
-        choices=["all", "val"],
-        default="all",
-        help="folders: every file, or only those a training run on the same folders held out",
-    )
-    e.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.05,
-        help="--split val: the training run's --val-fraction (default 0.05)",
-    )
-    e.add_argument(
-        "--max-files",
-        type=positive_int,
-        help="at most N files, spread evenly over the sorted list (default: all; keystrokes 20)",
-    )
-    e.add_argument(
-        "--max-chars",
-        type=positive_int,
-        help="the first N characters of each file (default: all; keystrokes 2000), or "
-        "hallucinate's length cap per function (default 3000)",
-    )
-    e.add_argument(
-        "--seeds",
-        type=positive_int,
-        default=100,
-        help="hallucinate: functions to write, seeds 0..N-1 (default 100)",
-    )
-    e.add_argument(
-        "--temperature",
-        type=float,
-        help="hallucinate: sampling temperature (default: the server's, 1.0)",
-    )
-    e.add_argument(
-        "--no-syntax-check",
-        dest="syntax_check",
-        action="store_false",
-        help="hallucinate: sample without the syntax guard (the model alone)",
-    )
-    e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
-    e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.set_defaults(func=cmd_eval)
-
-    m = sub.add_parser("models", help="list the models found and where")
-    m.add_argument("--json", action="store_true")
-    m.add_argument(
-        "--models-dir",
-        type=Path,
-        help="the user models folder (default $CHARCODE_MODELS_DIR or the platform data dir)",
-    )
-    m.set_defaults(func=cmd_models)
-
-
-EVAL_TASKS = ["bits", "keystrokes", "hallucinate"]
 
 
 def build_parser(prog: str = "charcode") -> argparse.ArgumentParser:
@@ -237,14 +156,6 @@ def build_parser(prog: str = "charcode") -> argparse.ArgumentParser:
 
 
 # -- commands ----------------------------------------------------------------
-
-
-def resolve_model(args):
-    """The checkpoint that model_args' options name, loaded with torch (CliError when there is none)."""
-    from .checkpoint import load_checkpoint
-    from .trainer import pick_device
-
-    return load_checkpoint(resolve_model_path(args), device=pick_device(args.device))
 
 
 def _build_corpus(args, language_id: str, log):
@@ -422,158 +333,6 @@ class _ProgressBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def cmd_sample(args) -> int:
-    from .sampling import sample
-
-    ckpt = resolve_model(args)
-    prime = args.prime.encode("utf-8")
-    text = sample(ckpt.model, prime, args.length, args.temperature, args.seed)
-    sys.stdout.write((prime + text).decode("utf-8", "replace") + "\n")
-    return 0
-
-
-def _eval_files(
-    paths: list[Path],
-    language_id: str,
-    split: str = "all",
-    val_fraction: float = 0.05,
-    max_files: int | None = None,
-) -> list[Path]:
-    """The files to evaluate on: files as given, then the folders' files as a corpus would
-    keep them (with split "val", only the files a training run on the same folders holds
-    out); at most max_files of them, evenly spread over that order."""
-    from .corpus import collect_files, split_files
-
-    if not paths:
-        raise CliError("give the files or folders to evaluate on")
-    for p in paths:
-        if not p.exists():
-            raise CliError(f"{p} does not exist")
-    files = [p for p in paths if not p.is_dir()]
-    folders = [p for p in paths if p.is_dir()]
-    if folders:
-        found, _ = collect_files(folders, language_id)
-        if split == "val":
-            is_val = split_files([f.rel for f in found], val_fraction)
-            found = [f for f, v in zip(found, is_val, strict=True) if v]
-            if not found:
-                raise CliError(
-                    f"no held-out files in {' '.join(map(str, folders))} at --val-fraction {val_fraction}"
-                )
-        files.extend(f.path for f in found)
-    if not files:
-        exts = " ".join(get_language(language_id).extensions)
-        raise CliError(f"no {language_id} files ({exts}) found in {' '.join(map(str, paths))}")
-    if max_files is not None and len(files) > max_files:
-        n = len(files)
-        files = [files[(2 * i + 1) * n // (2 * max_files)] for i in range(max_files)]
-    return files
-
-
-def eval_files(
-    args, language_id: str, ckpt=None, default_max_files: int | None = None
-) -> list[Path]:
-    """_eval_files with the eval command's options. With --split val and no PATH, the
-    folders the checkpoint was trained on (its metadata's corpus roots)."""
-    if not 0 <= args.val_fraction < 1:
-        raise CliError(f"--val-fraction {args.val_fraction} is not in [0, 1); pass e.g. 0.05")
-    paths = args.paths
-    if not paths and args.split == "val" and ckpt is not None:
-        corpus = (ckpt.meta.get("training") or {}).get("corpus") or {}
-        if not corpus.get("roots"):
-            raise CliError(f"{ckpt.path} does not record its corpus folders; give them as PATH")
-        paths = [Path(r) for r in corpus["roots"]]
-        print(f"charcode: the held-out files of {' '.join(corpus['roots'])}", file=sys.stderr)
-    max_files = args.max_files if args.max_files is not None else default_max_files
-    return _eval_files(paths, language_id, args.split, args.val_fraction, max_files)
-
-
-def check_plot(args) -> bool:
-    """Whether --plot can be drawn; says why not (on stderr) when it cannot."""
-    if args.plot is None:
-        return False
-    from .plot import PlotUnavailable, pyplot
-
-    try:
-        pyplot()
-    except PlotUnavailable as e:
-        print(f"charcode: note: {e}; no figure written", file=sys.stderr)
-        return False
-    return True
-
-
-def cmd_eval(args) -> int:
-    from .evaluate import bits_by_position, bits_per_char, file_symbols, read_head
-
-    if args.task != "bits":
-        raise CliError(
-            f"--task {args.task} runs the language server's engine: use the `charcode` command"
-        )
-    plot = check_plot(args)
-    ckpt = resolve_model(args)
-    language_id = args.language or ckpt.language or "python"
-    files = eval_files(args, language_id, ckpt)
-    data, n = file_symbols(files, args.max_chars)
-    if len(data) < 2:
-        raise CliError("the files are empty")
-    device = next(ckpt.model.parameters()).device
-    bits, chars = bits_per_char(ckpt.model, data, device)
-    result = {"bits_per_char": round(bits, 4), "chars": chars, "files": n}
-    if plot:
-        from .plot import bits_by_position as draw
-
-        docs = [read_head(f, args.max_chars) for f in files]
-        result["by_position"] = bins = bits_by_position(ckpt.model, docs, device)
-        title = f"{ckpt.path.name}: bits/char by position ({n} files)"
-        result["plot"] = str(draw(bins, args.plot, title))
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print(f"{bits:.4f} bits/char over {chars:,} characters in {n} file(s)")
-        for b in result.get("by_position", []):
-            print(f"  chars {b['start']:>7}-{b['end'] - 1:<7} {b['bits_per_char']:.4f} bits/char")
-        if plot:
-            print(f"figure: {result['plot']}")
-    return 0
-
-
-def cmd_models(args) -> int:
-    from .registry import list_models
-
-    entries = list_models(workspace=Path.cwd(), models_dir=args.models_dir)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "language": e.language,
-                        "path": str(e.path),
-                        "source": e.source,
-                        "meta": e.meta,
-                        "error": e.error,
-                    }
-                    for e in entries
-                ],
-                indent=1,
-            )
-        )
-        return 0
-    if not entries:
-        print("no models found; train one with `charcode train --language L --repo PATH`")
-        return 0
-    for e in entries:
-        if e.error:
-            print(f"{e.language:12} {e.source:9} {e.path}  UNUSABLE: {e.error}")
-            continue
-        m, t = e.meta["model"], e.meta.get("training", {})
-        val = t.get("val_bits_per_char")
-        val_s = f"{val:.3f} bits/char" if isinstance(val, (int, float)) else "not validated"
-        print(
-            f"{e.language:12} {e.source:9} {m.get('layers')}x{m.get('hidden')}  {val_s}  {e.path}"
-        )
-    return 0
 
 
 # -- entry point -------------------------------------------------------------
