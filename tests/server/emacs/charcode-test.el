@@ -66,13 +66,34 @@ table's :exit-function (which applies the item's textEdit)."
         (when exit (funcall exit choice 'finished))))
     t))
 
+(defvar charcode-test-server-items nil "The server's answer to the last completion request.")
+
+(defun charcode-test-note-completion (fn method &rest args)
+  "Around the clients' request functions: keep the labels of a completion response, in order."
+  (let ((result (apply fn method args)))
+    (when (member method '(:textDocument/completion "textDocument/completion"))
+      (setq charcode-test-server-items
+            (mapcar (lambda (item) (charcode-test-field item :label))
+                    (append (charcode-test-field result :items) nil))))
+    result))
+
+(defun charcode-test-eglot-request (fn server method &rest args)
+  (apply #'charcode-test-note-completion (lambda (m &rest a) (apply fn server m a)) method args))
+
 (defun charcode-test-complete ()
   "Run `completion-at-point' with the best candidate chosen; report what happened."
-  (setq charcode-test-candidates nil)
+  (setq charcode-test-candidates nil
+        charcode-test-server-items nil)
   (let ((completion-in-region-function #'charcode-test-choose-first)
         (line-before (buffer-substring-no-properties (line-beginning-position) (point))))
-    (completion-at-point)
+    ;; eglot asks with `jsonrpc-request', lsp-mode with `lsp-request-while-no-input'
+    (advice-add 'jsonrpc-request :around #'charcode-test-eglot-request)
+    (advice-add 'lsp-request-while-no-input :around #'charcode-test-note-completion)
+    (unwind-protect (completion-at-point)
+      (advice-remove 'jsonrpc-request #'charcode-test-eglot-request)
+      (advice-remove 'lsp-request-while-no-input #'charcode-test-note-completion))
     (list (cons 'line_before line-before)
+          (cons 'server_items (vconcat charcode-test-server-items))
           (cons 'candidates (vconcat (mapcar #'substring-no-properties charcode-test-candidates)))
           (cons 'line_after (buffer-substring-no-properties (line-beginning-position)
                                                             (line-end-position)))
