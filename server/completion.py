@@ -47,6 +47,8 @@ async def completion(ls: CharcodeServer, params: types.CompletionParams) -> type
                 sort_text=f"{rank:04d}",
                 filter_text=word,
                 text_edit=types.TextEdit(range=where, new_text=word),
+                # the word as it is: a client must not re-indent the line (lsp-mode does)
+                insert_text_mode=types.InsertTextMode.AsIs,
             )
         )
     return types.CompletionList(is_incomplete=True, items=items)

@@ -29,6 +29,8 @@ async def did_change_configuration(ls, params: types.DidChangeConfigurationParam
         except Exception as e:  # a client that advertises but fails: keep what we have
             log.warning("workspace/configuration failed: %s", e)
             return
+    if raw is None:
+        return  # the client has no charcode settings (eglot answers [null]): keep the current
     settings, problems = parse_settings(raw)
     ls.apply_settings(settings, problems)
 

@@ -192,23 +192,10 @@ def test_completion_at_point_offers_and_inserts_the_servers_words(runs, client):
         assert done["line_after"].strip() == done["candidates"][0]
 
 
-@pytest.mark.parametrize(
-    "client",
-    [
-        "eglot",
-        pytest.param(
-            "lsp-mode",
-            marks=pytest.mark.xfail(
-                reason="lsp-mode 8.0 indents the line of an accepted completion when it is the "
-                "buffer's last line and has no final newline (lsp--indent-lines), unless the "
-                "item's insertTextMode is 1 (asIs); the server sends none (checked: with "
-                "insert_text_mode=InsertTextMode.AsIs on the items this passes)",
-                strict=True,
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("client", CLIENTS)
 def test_accepting_a_completion_leaves_the_line_alone(runs, client):
+    """lsp-mode 8.0 re-indents the line of an accepted completion that is the buffer's last
+    line without a final newline, unless the item's insertTextMode is asIs: the server says so."""
     got = runs(client)
     for step in ("1", "3"):
         done = got[f"completion_{step}"]
@@ -297,13 +284,8 @@ EGLOT_WITH_INITIALIZATION_OPTIONS = """
 """
 
 
-@pytest.mark.xfail(
-    reason="server bug: eglot sends workspace/didChangeConfiguration {settings: {}} on connect; the "
-    "server asks workspace/configuration for 'charcode', eglot answers [null], and "
-    "lifecycle.did_change_configuration then applies parse_settings(None), the defaults, in "
-    "place of the initializationOptions",
-    strict=True,
-)
 def test_eglot_keeps_settings_given_as_initialization_options(tmp_path):
+    """eglot sends workspace/didChangeConfiguration {settings: {}} on connect and answers the
+    server's workspace/configuration with [null]: the initializationOptions must hold."""
     got = run_emacs("eglot", tmp_path, EGLOT_WITH_INITIALIZATION_OPTIONS, steps="settings")
     assert got["labels"] == [], "enable: false (initializationOptions) still holds"
