@@ -16,7 +16,7 @@ from charcode.training.languages import get_language
 from charcode.training.symbols import utf8_complete_prefix
 
 from .cli_commands import CommandModel, load_model, model_language
-from .measure.bits import bits_by_position, file_bits, read_head
+from .measure.bits import adaptive_bits, bits_by_position, file_bits, read_head
 from .measure.functions import DEFAULT_FUNCTION_CHARS, MAX_FUNCTION_CHARS, evaluate_hallucinate
 from .measure.keystrokes import (
     DEFAULT_MAX_CHARS,
@@ -81,6 +81,19 @@ def add_eval_command(sub: Subcommands) -> None:
         dest="syntax_check",
         action="store_false",
         help="hallucinate: sample without the syntax guard (the model alone)",
+    )
+    e.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="bits: the files, in sorted path order, as one project; each byte predicted by "
+        "the LSTM mixed with what was learned so far, then learned (as a compressor)",
+    )
+    e.add_argument(
+        "--workspace",
+        type=Path,
+        metavar="DIR",
+        help="keystrokes: before each file is typed, learn DIR's files of the language but "
+        "that one, as an editor opened on the project would",
     )
     e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -184,6 +197,8 @@ def _bits_language(args, model: CommandModel) -> str:
 
 
 def _bits(args, model: CommandModel, language: str, plot: bool) -> dict:
+    if args.adaptive:
+        return _adaptive_bits(args, model, language)
     files = eval_files(args, language, model)
     docs = [read_head(f, args.max_chars) for f in files]
     if not any(docs):
@@ -211,6 +226,33 @@ def _bits(args, model: CommandModel, language: str, plot: bool) -> dict:
     return result
 
 
+def _adaptive_bits(args, model: CommandModel, language: str) -> dict:
+    files = sorted(eval_files(args, language, model), key=lambda p: str(p))
+    docs = [read_head(f, args.max_chars) for f in files]
+    if not any(docs):
+        raise CliError("the files are empty")
+    with _bar(sum(map(len, docs)), "chars") as bar:
+        static, adaptive = adaptive_bits(model.runtime, docs, progress=bar.update)
+    chars = sum(len(d) for d in docs)
+    return {
+        "task": "bits",
+        "language": language,
+        "adaptive": True,
+        "bits_per_char": round(float(sum(a.sum() for a in adaptive)) / chars, 4),
+        "static_bits_per_char": round(float(sum(b.sum() for b in static)) / chars, 4),
+        "chars": chars,
+        "files": len(files),
+    }
+
+
+def _workspace_files(folder: Path, language: str) -> list[tuple[str, bytes]]:
+    from charcode.training.corpus import iter_source_files
+
+    if not folder.is_dir():
+        raise CliError(f"--workspace {folder} is not a folder")
+    return [(str(f.path.resolve()), data) for f, data in iter_source_files([folder], language)]
+
+
 def _keystrokes(args, model: CommandModel, language: str) -> dict:
     files = eval_files(args, language, model, default_max_files=DEFAULT_MAX_FILES)
     max_chars = args.max_chars or DEFAULT_MAX_CHARS
@@ -218,9 +260,15 @@ def _keystrokes(args, model: CommandModel, language: str) -> dict:
     for f in files:
         with open(f, "rb") as fh:  # a character is at most 4 bytes
             texts.append((str(f), head(utf8_complete_prefix(fh.read(4 * max_chars)), max_chars)))
+    workspace = None
+    if args.workspace is not None:
+        workspace = _workspace_files(args.workspace, language)
+        texts = [(str(Path(name).resolve()), data) for name, data in texts]
     total = sum(Script.of(t).chars for _, t in texts)
     with _bar(total, "chars") as bar:
-        result = evaluate_keystrokes(model.runtime, language, texts, progress=bar.update)
+        result = evaluate_keystrokes(
+            model.runtime, language, texts, progress=bar.update, workspace=workspace
+        )
     result["settings"].update(max_files=len(files), max_chars=max_chars, split=args.split)
     return result
 
@@ -256,6 +304,7 @@ def format_result(r: dict) -> str:
         lines = [
             f"{r['bits_per_char']:.4f} bits/char over {r['chars']:,} characters "
             f"in {r['files']} file(s)"
+            + (f" adaptive (static {r['static_bits_per_char']:.4f})" if r.get("adaptive") else "")
         ]
         for b in r.get("by_position", []):
             lines.append(
@@ -272,6 +321,11 @@ def format_result(r: dict) -> str:
             ("charcode", r["charcode"]),
             ("charcode+partial", r["charcode"]["partial_accept"]),
             ("word baseline", r["word_baseline"]),
+            *(
+                [("word baseline+workspace", r["word_baseline_workspace"])]
+                if "word_baseline_workspace" in r
+                else []
+            ),
         ):
             lat = s["latency_ms"]
             lines.append(

@@ -150,6 +150,9 @@ class Oracle:
         self.suggestions, self.asked = suggestions, asked
         self.snapshots = SnapshotCache()
 
+    def forget(self, uri: str) -> None:
+        self.snapshots.forget(uri)
+
     def ghost_text(self, at: TextAt, max_chars: int, should_stop=None) -> bytes:
         assert max_chars == Settings().inline_max_length  # the server's default setting
         self.asked.append(at.offset)

@@ -58,3 +58,27 @@ def bits_by_position(per_file: list[np.ndarray]) -> list[dict]:
             total = float(sum(p.sum() for p in parts))
             out.append({"start": a, "end": b, "chars": n, "bits_per_char": round(total / n, 4)})
     return out
+
+
+def adaptive_bits(
+    runtime: Predictor, docs: list[bytes], memory_mb: int = 64, progress=None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Static and adaptive bits per byte of each document, read in the order given as one
+    project: each byte is predicted by the mixture before the adaptive model learns from it
+    (as a compressor would), each document from its start."""
+    from ..core.adaptive import AdaptiveModel
+
+    model = AdaptiveModel(memory_mb << 20)
+    static, adaptive = [], []
+    for data in docs:
+        if not data:
+            static.append(np.zeros(0))
+            adaptive.append(np.zeros(0))
+            continue
+        symbols = np.frombuffer(data, dtype=np.uint8)
+        logprobs, _ = runtime.log_probs(runtime.start, symbols)
+        static.append(-logprobs[np.arange(len(symbols)), symbols].astype(np.float64) / LN2)
+        adaptive.append(model.score(data, logprobs[:-1]))
+        if progress is not None:
+            progress(len(data))
+    return static, adaptive

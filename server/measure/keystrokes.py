@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from charcode.training.symbols import is_continuation
@@ -30,7 +31,7 @@ from ..core.completer import Completer, OneModel, TextAt
 from ..core.predictor import Predictor
 from ..core.settings import Settings
 from ..core.utf8 import is_word_byte
-from .word_baseline import WordCompleter
+from .word_baseline import WordCompleter, words_of
 
 DEFAULT_MAX_FILES = 20
 DEFAULT_MAX_CHARS = 2000
@@ -53,7 +54,7 @@ class GhostTextTyping:
     def start(self, uri: str) -> None:
         self.uri, self.data, self.version = uri, b"", 0
         self.latencies = []
-        self.completer.snapshots.forget(uri)
+        self.completer.forget(uri)
 
     def insert(self, data: bytes) -> None:
         """Type (or accept) data at the end of the document: one edit."""
@@ -70,7 +71,7 @@ class GhostTextTyping:
         return text or None
 
     def finish(self) -> None:
-        self.completer.snapshots.forget(self.uri)
+        self.completer.forget(self.uri)
 
 
 _WORD, _SPACE, _OTHER = 0, 1, 2
@@ -261,6 +262,31 @@ def head(data: bytes, max_chars: int | None) -> bytes:
     return (cut[: nl + 1] if nl >= 0 else cut).encode("utf-8")
 
 
+@dataclass
+class Learned:
+    """What the engine learned for one language (the Completer's ``adaptive`` source)."""
+
+    language: str
+    model: object  # adaptive.AdaptiveModel
+
+    def get(self, language: str, model_path=None):
+        return self.model if language == self.language else None
+
+
+def learned_workspace(
+    workspace: list[tuple[str, bytes]], language: str, typed: str, memory_mb: int
+) -> Learned:
+    """A fresh adaptive model that has learned the workspace's files except the one typed,
+    as when the editor opens that project (files are learned in path order)."""
+    from ..core.adaptive import AdaptiveModel
+
+    model = AdaptiveModel(memory_mb << 20)
+    for name, data in workspace:
+        if name != typed:
+            model.learn(data)
+    return Learned(language, model)
+
+
 def evaluate_keystrokes(
     runtime: Predictor,
     language: str,
@@ -268,22 +294,41 @@ def evaluate_keystrokes(
     settings: Settings | None = None,
     free_indent: bool = True,
     progress=None,
+    workspace: list[tuple[str, bytes]] | None = None,
 ) -> dict:
     """Type each (name, text) with charcode (full accept, then partial accept) and with the
-    word baseline; the counts per completer and per file."""
+    word baseline; the counts per completer and per file.
+
+    With ``workspace`` (name, text) files: before each file is typed, charcode learns every
+    workspace file but that one (names compared as given: pass resolved paths), and learns
+    the typed document's lines as it goes; the word baseline is typed twice, on the document
+    alone and with the workspace files' words as well."""
     settings = settings or Settings()
-    completer = Completer(OneModel(language, runtime))
     max_chars = settings.inline_max_length
-    runs = {
-        "charcode": (GhostTextTyping(completer, language, max_chars), False),
-        "charcode_partial": (GhostTextTyping(completer, language, max_chars), True),
-        "word_baseline": (WordCompleter(), False),
+    totals = {
+        name: Typing()
+        for name in ("charcode", "charcode_partial", "word_baseline", "word_baseline_workspace")
     }
-    totals = {name: Typing() for name in runs}
     per_file = []
     for i, (name, text) in enumerate(texts):
         script = Script.of(text, free_indent)
         row = {"file": name, "chars": script.chars}
+        runs = {}
+        for run, partial in (("charcode", False), ("charcode_partial", True)):
+            adaptive = None
+            if workspace is not None:
+                adaptive = learned_workspace(
+                    workspace, language, name, settings.adaptation_memory_mb
+                )
+            completer = Completer(OneModel(language, runtime), adaptive=adaptive)
+            runs[run] = (GhostTextTyping(completer, language, max_chars), partial)
+        runs["word_baseline"] = (WordCompleter(), False)
+        if workspace is not None:
+            words = Counter()
+            for other, data in workspace:
+                if other != name:
+                    words.update(words_of(data))
+            runs["word_baseline_workspace"] = (WordCompleter(words), False)
         for run, (typist, partial) in runs.items():
             typed = type_text(script, typist, f"eval:///{run}/{i}", partial)
             totals[run].add(typed)
@@ -298,8 +343,17 @@ def evaluate_keystrokes(
         "language": language,
         "files": len(texts),
         "chars": totals["charcode"].chars,
-        "settings": {"inline_max_length": max_chars, "free_indent": free_indent},
+        "settings": {
+            "inline_max_length": max_chars,
+            "free_indent": free_indent,
+            "workspace_files": None if workspace is None else len(workspace),
+        },
         "charcode": charcode,
         "word_baseline": totals["word_baseline"].summary(),
+        **(
+            {"word_baseline_workspace": totals["word_baseline_workspace"].summary()}
+            if workspace is not None
+            else {}
+        ),
         "per_file": per_file,
     }
