@@ -1,1 +1,1 @@
-"""charcode.server: the pygls language server."""
+"""charcode.server: runs models: the inference core (core/), the language server, the commands that use models."""

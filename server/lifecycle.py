@@ -18,6 +18,22 @@ def initialize(ls, params: types.InitializeParams) -> None:
     ls.apply_settings(settings, problems)
 
 
+async def initialized(ls, params: types.InitializedParams) -> None:
+    """Adaptation starts reading the workspace for every language that has a model."""
+    await start_learning(ls)
+
+
+async def start_learning(ls) -> None:
+    if not ls.settings.adaptation:
+        return
+
+    def start(*, should_stop) -> None:  # inference thread: it looks models up
+        for language in ls.models.languages_with_checkpoints():
+            ls.completer.predictor(language)
+
+    await ls.runner.run(None, start, count=False)
+
+
 async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
     raw = params.settings
     if not (isinstance(raw, dict) and "charcode" in raw) and _can_pull(ls):
@@ -33,6 +49,7 @@ async def did_change_configuration(ls, params: types.DidChangeConfigurationParam
         return  # the client has no charcode settings (eglot answers [null]): keep the current
     settings, problems = parse_settings(raw)
     ls.apply_settings(settings, problems)
+    await start_learning(ls)
 
 
 def _can_pull(ls) -> bool:
@@ -53,6 +70,7 @@ def shutdown(ls, params: None) -> None:
 
 def setup(server) -> None:
     server.feature(types.INITIALIZE)(initialize)
+    server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)
     server.feature(types.WORKSPACE_DID_CHANGE_WORKSPACE_FOLDERS)(did_change_workspace_folders)
     server.feature(types.SHUTDOWN)(shutdown)

@@ -25,7 +25,7 @@ from charcode.training.languages import LANGUAGES
 from charcode.training.model_config import ModelConfig
 from charcode.training.registry import find_model, list_models
 
-from .lstm import NumpyLSTM
+from .lstm import NumpyLSTM, single_threaded_blas
 from .predictor import Predictor
 from .settings import Settings
 
@@ -104,6 +104,9 @@ def load_runtime(path: Path, device: str = "cpu") -> tuple[dict, Predictor]:
         from .lstm_cuda import CudaLSTM
 
         return meta, CudaLSTM(config, weights)
+    # OpenBLAS's worker threads spin between the small products of a step: one thread
+    # is ten times less CPU per step (every user: server, eval, charcode hallucinate).
+    single_threaded_blas()
     return meta, NumpyLSTM(config, weights)
 
 

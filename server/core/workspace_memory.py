@@ -172,7 +172,6 @@ class WorkspaceMemory:
         except Exception as e:  # a strange workspace must not take the server down
             log.warning("learning the %s files of the workspace stopped: %s", language, e)
         learned.seconds = time.perf_counter() - t
-        learned.state = "ready"
         log.info(
             "learned %d %s files (%d bytes) in %.1f s",
             len(learned.files),
@@ -181,6 +180,7 @@ class WorkspaceMemory:
             learned.seconds,
         )
         self._save(learned)
+        learned.state = "ready"  # predictions use the model before: it is only the status
 
     def _inside(self, path: Path) -> bool:
         try:

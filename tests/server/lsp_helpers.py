@@ -115,10 +115,17 @@ def make_workspace(root: Path, checkpoint: Path, language: str = "python") -> Pa
 
 
 def server_env(tmp: Path, **extra: str) -> dict[str, str]:
-    """The server's environment: an empty user models folder, so a developer's models never leak in."""
+    """The server's environment: an empty user models folder, so a developer's models never leak
+    in, and a cache folder of its own (corpora, what adaptation learned)."""
     user = tmp / "user-models"
     user.mkdir(exist_ok=True)
-    return {**os.environ, "CHARCODE_MODELS_DIR": str(user), "OMP_NUM_THREADS": "1", **extra}
+    return {
+        **os.environ,
+        "CHARCODE_MODELS_DIR": str(user),
+        "CHARCODE_CACHE_DIR": str(tmp / "cache" / "corpora"),
+        "OMP_NUM_THREADS": "1",
+        **extra,
+    }
 
 
 # ---------------------------------------------------------------- positions, as an editor counts them
