@@ -17,6 +17,8 @@ runs to the inlineMaxLength cap (48 characters), the worst case.
     .venv/bin/python bench/lsp_latency.py                 # small 2x256
     .venv/bin/python bench/lsp_latency.py --size medium   # 3x512
     .venv/bin/python bench/lsp_latency.py --model runs/python.safetensors
+    .venv/bin/python bench/lsp_latency.py --model M --workspace DIR [--adaptation off]
+    .venv/bin/python bench/lsp_latency.py --model M --workspace DIR --during-learning
 """
 
 from __future__ import annotations
@@ -162,22 +164,52 @@ async def timings(client: LanguageClient) -> dict:
     )
 
 
+async def wait_learned(client: LanguageClient, timeout: float = 600) -> dict:
+    """Poll charcode.modelInfo until the workspace has been read (adaptation's status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command="charcode.modelInfo", arguments=[{"language": "python"}]
+            )
+        )
+        learned = info["languages"]["python"].get("learned") or {}
+        if learned.get("state") == "ready" or time.monotonic() > deadline:
+            return learned
+        await asyncio.sleep(0.2)
+
+
 async def run(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="charcode-bench-"))
     model = Path(args.model) if args.model else random_model(tmp / "python.safetensors", args.size)
     (tmp / "user").mkdir()
     env = {**os.environ, "CHARCODE_MODELS_DIR": str(tmp / "user"), "CHARCODE_DEBUG": "1"}
+    env["CHARCODE_CACHE_DIR"] = str(tmp / "cache" / "corpora")  # nothing learned before
     client = LanguageClient("charcode-bench", "1")
     await client.start_io(args.server_python, "-m", "charcode.server", env=env)
+    workspace = Path(args.workspace).resolve() if args.workspace else None
+    options = {"models": {"python": str(model)}, "inlineMaxLength": args.max_length}
+    if workspace is not None:
+        options["adaptation"] = args.adaptation == "on"
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
-            initialization_options={
-                "charcode": {"models": {"python": str(model)}, "inlineMaxLength": args.max_length}
-            },
+            root_uri=workspace.as_uri() if workspace else None,
+            workspace_folders=(
+                [types.WorkspaceFolder(uri=workspace.as_uri(), name=workspace.name)]
+                if workspace
+                else None
+            ),
+            initialization_options={"charcode": options},
         )
     )
     client.initialized(types.InitializedParams())
+    if workspace is not None and args.adaptation == "on" and not args.during_learning:
+        learned = await wait_learned(client)
+        print(
+            f"adaptation: learned {learned['files']} files, {learned['bytes'] / 1e6:.1f} MB "
+            f"in {learned['seconds']:.1f} s before typing"
+        )
     info = await client.workspace_execute_command_async(
         types.ExecuteCommandParams(command="charcode.modelInfo", arguments=[{"language": "python"}])
     )
@@ -238,6 +270,13 @@ async def run(args) -> int:
         types.ExecuteCommandParams(command="charcode.debugStats")
     )
     print(f"server: {stats['inference']} cache {stats['cache']['bytes'] / 2**20:.1f} MB")
+    if workspace is not None and args.adaptation == "on":
+        learned = (stats.get("adaptation") or {}).get("python", {})
+        print(
+            f"adaptation: {learned.get('state')}, {learned.get('files')} files, "
+            f"{learned.get('bytes', 0) / 1e6:.1f} MB learned in {learned.get('seconds')} s"
+            + (" (typing while it learned)" if args.during_learning else "")
+        )
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
@@ -262,6 +301,21 @@ def main() -> int:
     p.add_argument("--repeat", type=int, default=2, help="functions typed per file size")
     p.add_argument("--max-length", type=int, default=48, help="inlineMaxLength setting")
     p.add_argument("--no-completion", action="store_true", help="only inline completion")
+    p.add_argument(
+        "--workspace",
+        help="open this folder as the workspace: adaptation learns its Python files",
+    )
+    p.add_argument(
+        "--adaptation",
+        choices=["on", "off"],
+        default="on",
+        help="with --workspace: adaptation on (the default) or off, to compare in one run",
+    )
+    p.add_argument(
+        "--during-learning",
+        action="store_true",
+        help="with --workspace: start typing at once, while the workspace is being learned",
+    )
     p.add_argument(
         "--server-python",
         default=sys.executable,
