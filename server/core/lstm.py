@@ -3,15 +3,18 @@
 No torch: the weights come from the checkpoint through safetensors' NumPy loader,
 so serving, sampling and evaluation install and start without it.
 
-- A step at batch 1 is a hand-written cell: for a 2x256 model one step (both
-  layers and the head) takes about 0.2 ms on the 2-core development CPU; the
-  per-operation overhead, not the arithmetic, is the cost. Layer 0's input
-  projection is a row lookup in a table (embedding @ W_ih + biases), and the
-  gates are reordered to (i, f, o, g) so one sigmoid covers three of them.
+- The recurrence runs in C (the ``_lstm`` extension, _lstm.c) where it is built,
+  else in NumPy. Layer 0's input projection is a row lookup in a table
+  (embedding @ W_ih + biases), and the gates are reordered to (i, f, o, g) so
+  one sigmoid covers three of them.
+- A step (every layer, and the head for ``step``) is one call into the
+  extension, for one row or a few (the completion beam). In NumPy it is a
+  hand-written cell of ~8 operations per layer, whose per-call overhead, not the
+  arithmetic, is most of its ~0.2 ms for a 2x256 model.
 - Reading text in bulk goes layer by layer, as cuDNN does: a layer's input
-  projections for every position are one matrix product, and only the
-  recurrent product is left inside the loop over positions.
-- Batched steps (the completion beam) use the same cell on several rows.
+  projections for every position are one matrix product (BLAS), and only the
+  recurrent product is left inside the loop over positions, which is
+  ``_lstm.layer``, or in NumPy a Python loop.
 
 States are ``(h, c)`` arrays of shape (layers, batch, hidden), float32, never
 modified in place, so a snapshot can be shared by the cache and a decoder.
@@ -25,6 +28,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+try:
+    from . import _lstm
+except ImportError:  # not built (a source checkout without the extension): the NumPy code
+    _lstm = None
 
 from charcode.training.model_config import ModelConfig
 from charcode.training.symbols import BOUNDARY
@@ -74,11 +82,17 @@ def _sigmoid_(x: np.ndarray) -> None:
 
 
 class NumpyLSTM:
-    """Inference on one model; used from one thread at a time (the inference worker)."""
+    """Inference on one model; used from one thread at a time (the inference worker).
+
+    ``native=False`` keeps to the NumPy code even where the extension is built (for
+    comparisons); ``native`` then says which is in use.
+    """
 
     device = "cpu"
 
-    def __init__(self, config: ModelConfig, weights: Mapping[str, np.ndarray]):
+    def __init__(
+        self, config: ModelConfig, weights: Mapping[str, np.ndarray], *, native: bool = True
+    ):
         self.config = config
         self.layers, self.hidden, self.vocab = config.layers, config.hidden, config.vocab
         H = self.hidden
@@ -96,14 +110,22 @@ class NumpyLSTM:
         self.table0 = np.ascontiguousarray(w("embed.weight") @ ih[0].T + bias[0])
         self.w_ih_t = [None] + [np.ascontiguousarray(m.T) for m in ih[1:]]
         self.w_hh_t = [np.ascontiguousarray(m.T) for m in hh]
-        # Layers above read [x, h]: one product with the stacked weights per step.
-        self.w_cat_t = [None] + [
-            np.ascontiguousarray(np.concatenate([a, b], axis=1).T)
-            for a, b in zip(ih[1:], hh[1:], strict=True)
-        ]
         self.bias = bias
         self.head_w_t = np.ascontiguousarray(w("head.weight").T)
         self.head_b = w("head.bias")
+        self._cell = None
+        if native and _lstm is not None:
+            self._cell = _lstm.Cell(
+                self.table0, self.w_hh_t, self.w_ih_t[1:], bias[1:], self.head_w_t, self.head_b
+            )
+        self.native = self._cell is not None
+        # NumPy steps: layers above read [x, h], one product with the stacked weights.
+        self.w_cat_t = [None]
+        if not self.native:
+            self.w_cat_t += [
+                np.ascontiguousarray(np.concatenate([a, b], axis=1).T)
+                for a, b in zip(ih[1:], hh[1:], strict=True)
+            ]
         zeros = np.zeros((self.layers, 1, H), dtype=np.float32)
         self.start: State = self._advance([BOUNDARY], (zeros, zeros))[1]
 
@@ -138,13 +160,20 @@ class NumpyLSTM:
 
     def step(self, symbols: Sequence[int], state: State) -> tuple[np.ndarray, State]:
         """Read one symbol per batch row: logits (batch, vocab) after it, and the new state."""
+        if self._cell is not None:
+            h0, c0 = state
+            hs, cs = np.empty(h0.shape, np.float32), np.empty(c0.shape, np.float32)
+            logits = np.empty((len(symbols), self.vocab), dtype=np.float32)
+            self._native_step(symbols, h0, c0, hs, cs, logits)
+            return logits, (hs, cs)
         x, new = self._advance(symbols, state)
         return x @ self.head_w_t + self.head_b, new
 
     def select(self, state: State, rows: Sequence[int]) -> State:
         """The states of the given batch rows (a row may repeat)."""
         idx = list(rows)
-        return state[0][:, idx], state[1][:, idx]
+        # take, unlike state[0][:, idx], gives C-contiguous arrays, as the kernels need
+        return state[0].take(idx, axis=1), state[1].take(idx, axis=1)
 
     def log_probs(self, state: State, symbols: Sequence[int]) -> tuple[np.ndarray, State]:
         """Natural-log next-symbol probabilities before each symbol and after the last
@@ -162,6 +191,10 @@ class NumpyLSTM:
         """The top layer's output and the new state after one symbol per row."""
         H = self.hidden
         h0, c0 = state
+        if self._cell is not None:
+            hs, cs = np.empty(h0.shape, np.float32), np.empty(c0.shape, np.float32)
+            self._native_step(symbols, h0, c0, hs, cs, None)
+            return hs[-1], (hs, cs)
         hs, cs = np.empty_like(h0), np.empty_like(c0)
         x = None
         for k in range(self.layers):
@@ -180,6 +213,16 @@ class NumpyLSTM:
             x = h
         return x, (hs, cs)
 
+    def _native_step(self, symbols, h0, c0, hs, cs, logits) -> None:
+        try:
+            self._cell.step(symbols, h0, c0, hs, cs, logits)
+        except ValueError:
+            if h0.flags.c_contiguous and c0.flags.c_contiguous:
+                raise
+            # a state that is a view (a slice of a batch): the kernel reads contiguous arrays
+            h0, c0 = np.ascontiguousarray(h0), np.ascontiguousarray(c0)
+            self._cell.step(symbols, h0, c0, hs, cs, logits)
+
     def _read_bulk(self, state: State, symbols: np.ndarray) -> State:
         return self._run_layers(state, symbols)[1]
 
@@ -194,9 +237,19 @@ class NumpyLSTM:
             if T == 0:
                 hs[k], cs[k] = h_in[k], c_in[k]
                 continue
-            proj = self.table0[symbols] if k == 0 else seq @ self.w_ih_t[k] + self.bias[k]
+            if k == 0:
+                proj = self.table0[symbols]
+            else:
+                proj = seq @ self.w_ih_t[k]
+                proj += self.bias[k]
             w_hh = self.w_hh_t[k]
             out = np.empty((T, H), dtype=np.float32)
+            if self._cell is not None:
+                h, c = hs[k, 0], cs[k, 0]
+                h[...], c[...] = h_in[k, 0], c_in[k, 0]
+                _lstm.layer(proj, w_hh, h, c, out)
+                seq = out
+                continue
             h, c = h_in[k, 0], c_in[k, 0].copy()
             g = np.empty(4 * H, dtype=np.float32)
             tg = np.empty(H, dtype=np.float32)
