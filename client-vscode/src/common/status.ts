@@ -20,6 +20,8 @@ export interface ModelInfo {
   val_bits_per_char?: number | null;
   corpus?: unknown;
   size_bytes?: number;
+  /** what adaptation learned from the workspace (absent from servers without it) */
+  learned?: { state?: string; files?: number; bytes?: number };
 }
 
 export type ModelInfoEntry = ModelInfo | { error: string };
@@ -73,6 +75,12 @@ export function modelSummary(model: ModelInfo): string {
   parts.push(formatBits(model.val_bits_per_char));
   if (model.source) {
     parts.push(model.source);
+  }
+  const learned = model.learned;
+  if (learned && learned.state === "learning") {
+    parts.push(`learning the workspace (${learned.files ?? 0} files so far)`);
+  } else if (learned && learned.files) {
+    parts.push(`learned ${learned.files} files, ${formatBytes(learned.bytes)}`);
   }
   return parts.join(" · ");
 }

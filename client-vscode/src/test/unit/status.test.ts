@@ -47,6 +47,10 @@ describe("language status", () => {
 
   test("summaries tolerate missing fields", () => {
     assert.equal(modelSummary({ name: "x", path: "/x" }), "bits/char unknown");
+    const learned = { name: "x", path: "/x", learned: { state: "ready", files: 12, bytes: 3 * 1024 * 1024 } };
+    assert.equal(modelSummary(learned), "bits/char unknown · learned 12 files, 3.0 MB");
+    const learning = { name: "x", path: "/x", learned: { state: "learning", files: 3, bytes: 10 } };
+    assert.equal(modelSummary(learning), "bits/char unknown · learning the workspace (3 files so far)");
     assert.equal(formatBytes(undefined), "");
     assert.equal(formatBytes(2048), "2 KB");
     assert.equal(formatBytes(3 * 1024 * 1024), "3.0 MB");
