@@ -6,7 +6,9 @@
  *   Invoke=0/Automatic=1 and LSP Invoked=1/Automatic=2;
  * - it forwards `selectedCompletionInfo.range` as a VS Code Range, which
  *   serialises as `[start, end]`, not as an LSP Range;
- * - debouncing: typing fast must not queue a model request per keystroke.
+ * - debouncing: typing fast must not queue a model request per keystroke
+ *   (VS Code already waits 50 ms and cancels; see middlewareDelay);
+ * - typing while the server starts (EditsWhileStarting).
  *
  * Pure functions over plain shapes, so they are tested without VS Code.
  */
@@ -48,6 +50,22 @@ export function lspInlineContext(context: VsInlineContext): LspInlineContext {
   };
 }
 
+/**
+ * VS Code itself waits 50 ms after a keystroke before it calls an inline
+ * completion provider (its "InlineCompletionsDebounce"), and cancels the call
+ * when the next key comes. `charcode.debounce` is the whole wait after a
+ * keystroke, so the middleware waits only the part VS Code has not: waiting
+ * the full setting on top of VS Code's 50 ms delayed every ghost text by that
+ * much and, at 60 ms per key, let next to no request reach the server while
+ * typing.
+ */
+export const VSCODE_INLINE_DEBOUNCE_MS = 50;
+
+/** What the middleware still waits, in ms, for a `charcode.debounce` of `settingMs`. */
+export function middlewareDelay(settingMs: number): number {
+  return Math.max(0, settingMs - VSCODE_INLINE_DEBOUNCE_MS);
+}
+
 /** The part of a CancellationToken that `delay` needs. */
 export interface CancellationLike {
   readonly isCancellationRequested: boolean;
@@ -77,4 +95,31 @@ export function delay(ms: number, token: CancellationLike): Promise<boolean> {
       resolve(false);
     });
   });
+}
+
+/**
+ * Typing while the server starts. VS Code asks for ghost text when the user
+ * types (or asks explicitly), and only the providers registered at that
+ * moment. While the language server starts (on activation, a restart, after
+ * the environment is created: a few seconds) charcode has no provider, so a
+ * user who types then and stops got no ghost text until the next key. This
+ * remembers which documents were edited while the server was not running, so
+ * that once it runs the server manager asks again for the active editor.
+ */
+export class EditsWhileStarting {
+  private readonly uris = new Set<string>();
+
+  /** Records an edit of `uri`; only edits made while the server is not running count. */
+  edited(uri: string, serverRunning: boolean): void {
+    if (!serverRunning) {
+      this.uris.add(uri);
+    }
+  }
+
+  /** Whether `uri` was edited while the server was not running; forgets every edit. */
+  take(uri: string | undefined): boolean {
+    const edited = uri !== undefined && this.uris.has(uri);
+    this.uris.clear();
+    return edited;
+  }
 }

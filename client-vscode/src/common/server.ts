@@ -17,7 +17,7 @@ import {
   State,
 } from "vscode-languageclient/node";
 
-import { lspInlineContext, delay } from "./inline";
+import { delay, EditsWhileStarting, lspInlineContext, middlewareDelay } from "./inline";
 import { existingPrivateEnvPython } from "./environmentCreation";
 import {
   candidateList,
@@ -57,6 +57,7 @@ export class ServerManager implements vscode.Disposable {
   private readonly shownProblems = new Set<string>();
   private refreshTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  private readonly editsWhileStarting = new EditsWhileStarting();
 
   /** called when no interpreter has charcode; setup.ts offers to make one */
   onMissingPython: MissingPythonHandler = () => undefined;
@@ -69,6 +70,13 @@ export class ServerManager implements vscode.Disposable {
     const watcher = vscode.workspace.createFileSystemWatcher("**/.charcode/models/*.safetensors");
     const refresh = () => this.scheduleModelRefresh();
     this.disposables.push(watcher, watcher.onDidCreate(refresh), watcher.onDidChange(refresh), watcher.onDidDelete(refresh));
+    this.disposables.push(
+      vscode.workspace.onDidChangeTextDocument((e) => {
+        if (e.contentChanges.length) {
+          this.editsWhileStarting.edited(e.document.uri.toString(), this.running !== undefined);
+        }
+      }),
+    );
   }
 
   /** The current settings; invalid values are reported once and replaced by defaults. */
@@ -273,7 +281,7 @@ export class ServerManager implements vscode.Disposable {
           }
           if (
             context.triggerKind === vscode.InlineCompletionTriggerKind.Automatic &&
-            !(await delay(current.debounce, token))
+            !(await delay(middlewareDelay(current.debounce), token))
           ) {
             return null;
           }
@@ -326,7 +334,29 @@ export class ServerManager implements vscode.Disposable {
     }
     this.log.info(`charcode language server running (${python})`);
     this.updateState();
+    this.askForGhostTextAgain();
     await this.refreshModels();
+  }
+
+  /**
+   * If the user typed into the active editor while the server was starting,
+   * VS Code asked for ghost text when charcode had no provider yet and will
+   * not ask again until the next key: ask now (see EditsWhileStarting).
+   */
+  private askForGhostTextAgain(): void {
+    const editor = vscode.window.activeTextEditor;
+    if (!this.editsWhileStarting.take(editor?.document.uri.toString()) || !editor) {
+      return;
+    }
+    const settings = this.settings();
+    const { document } = editor;
+    if (!settings.enable || !settings.languages.includes(document.languageId) || !["file", "untitled"].includes(document.uri.scheme)) {
+      return;
+    }
+    this.log.info(`${document.uri.toString()} was edited while the server started: asking for ghost text`);
+    void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger").then(undefined, (e: unknown) =>
+      this.log.warn(`Asking for ghost text failed: ${errorMessage(e)}`),
+    );
   }
 
   async stop(): Promise<void> {

@@ -24,13 +24,22 @@
  *   CHARCODE_E2E_MODEL       a python.safetensors to use instead of training one
  *   CHROMIUM                 the browser (default /usr/bin/chromium)
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { Page } from "playwright-core";
 
-import { CodeServer, execFileText, log, openBrowser, type BrowserSession, waitFor } from "./harness";
+import {
+  codeServerBin,
+  defaultPython,
+  E2E_DIR,
+  newestVsix,
+  plainPython,
+  prepareWorkspace,
+  ROOT,
+  serverEnv,
+  userSettings,
+} from "./fixture";
+import { CodeServer, log, openBrowser, type BrowserSession, waitFor } from "./harness";
 import {
   clearNotifications,
   editorLines,
@@ -41,6 +50,7 @@ import {
   openFile,
   pickRow,
   runCommand,
+  selectedSuggestion,
   settled,
   suggestions,
   toasts,
@@ -49,130 +59,9 @@ import {
   withOneReload,
 } from "./workbench";
 
-const ROOT = path.resolve(__dirname, "../../../..");
-const REPO = path.resolve(ROOT, "..");
-const E2E_DIR = path.join(ROOT, ".e2e");
 const ARTIFACTS = path.join(E2E_DIR, "artifacts");
-const FIXTURE = path.join(ROOT, "e2e", "fixture");
 
 const mode = process.env.CHARCODE_E2E_MODE === "python" ? "python" : "install";
-
-function defaultPython(): string {
-  const venv = path.join(REPO, ".venv", "bin", "python");
-  return fs.existsSync(venv) ? venv : "python3";
-}
-
-function newestVsix(): string {
-  const dist = path.join(ROOT, "dist");
-  const found = fs.existsSync(dist) ? fs.readdirSync(dist).filter((f) => f.endsWith(".vsix")) : [];
-  if (!found.length) {
-    throw new Error("no .vsix in dist/: run `npm run package` first");
-  }
-  return path.join(dist, found.sort((a, b) => a.localeCompare(b, undefined, { numeric: true })).pop() ?? "");
-}
-
-async function codeServerBin(): Promise<string> {
-  if (process.env.CHARCODE_E2E_CODE_SERVER) {
-    return process.env.CHARCODE_E2E_CODE_SERVER;
-  }
-  const { code, output } = await execFileText("bash", [path.join(ROOT, "scripts", "install-code-server.sh")], {
-    timeoutMs: 900_000,
-  });
-  if (code !== 0) {
-    throw new Error(`installing code-server failed:\n${output}`);
-  }
-  return output.trim().split("\n").pop() ?? "";
-}
-
-/** The fixture model: trained once on the fixture corpus with the charcode CLI, cached in .e2e/model. */
-async function fixtureModel(python: string): Promise<string> {
-  if (process.env.CHARCODE_E2E_MODEL) {
-    return process.env.CHARCODE_E2E_MODEL;
-  }
-  const args = [
-    "-m",
-    "charcode.training",
-    "train",
-    "--language",
-    "python",
-    "--repo",
-    path.join(FIXTURE, "corpus"),
-    // 1x128 learns the corpus's shape in a few hundred steps (about 40 s of CPU)
-    "--layers",
-    "1",
-    "--hidden",
-    "128",
-    "--steps",
-    process.env.CHARCODE_E2E_TRAIN_STEPS ?? "300",
-    "--eval-every",
-    "300",
-    "--val-chars",
-    "4096",
-    "--seed",
-    "1",
-  ];
-  // cached per training arguments and corpus content
-  const hash = createHash("sha256").update(JSON.stringify(args));
-  const corpus = path.join(FIXTURE, "corpus");
-  for (const name of fs.readdirSync(corpus).sort()) {
-    hash.update(name).update(fs.readFileSync(path.join(corpus, name)));
-  }
-  const model = path.join(E2E_DIR, "model", hash.digest("hex").slice(0, 12), "python.safetensors");
-  if (fs.existsSync(model)) {
-    return model;
-  }
-  log(`training the fixture model with ${python}`);
-  const started = Date.now();
-  const { code, output } = await execFileText(
-    python,
-    [...args, "--cache-dir", path.join(path.dirname(model), "cache"), "--output", model],
-    { timeoutMs: 600_000, env: { ...process.env, TQDM_DISABLE: "1" } },
-  );
-  if (code !== 0 || !fs.existsSync(model)) {
-    throw new Error(`training the fixture model failed (exit ${code}):\n${output.slice(-3000)}`);
-  }
-  log(`fixture model trained in ${((Date.now() - started) / 1000).toFixed(0)} s`);
-  return model;
-}
-
-/** A venv with nothing but pip: the "plain python3 on PATH" of a user who has never installed charcode. */
-async function plainPython(runDir: string, env: NodeJS.ProcessEnv): Promise<string> {
-  const dir = path.join(runDir, "plain-python");
-  const { code, output } = await execFileText("python3", ["-m", "venv", dir], { env, timeoutMs: 120_000 });
-  if (code !== 0) {
-    throw new Error(`python3 -m venv failed: ${output}`);
-  }
-  const bin = path.join(dir, "bin");
-  const check = await execFileText(path.join(bin, "python3"), ["-c", "import charcode.server"], { env });
-  if (check.code === 0) {
-    throw new Error("the plain python3 already has charcode; the install flow would not be tested");
-  }
-  return bin;
-}
-
-/** The environment code-server (and so the extension host) runs in. */
-function serverEnv(runDir: string, extraPath?: string): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of ["VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "CONDA_PREFIX", "CHARCODE_MODELS_DIR"]) {
-    delete env[name];
-  }
-  // no interpreter that already has charcode may be found on PATH
-  const charcodePython = process.env.CHARCODE_PYTHON ? path.dirname(process.env.CHARCODE_PYTHON) : undefined;
-  const venvBin = path.join(REPO, ".venv", "bin");
-  const parts = (env.PATH ?? "").split(path.delimiter).filter((p) => p && p !== charcodePython && p !== venvBin);
-  env.PATH = [...(extraPath ? [extraPath] : []), ...parts].join(path.delimiter);
-  env.XDG_CONFIG_HOME = path.join(runDir, "xdg", "config");
-  env.XDG_DATA_HOME = path.join(runDir, "xdg", "data");
-  env.XDG_CACHE_HOME = path.join(runDir, "xdg", "cache");
-  // pip's downloads are kept next to the code-server install, across clones and runs
-  env.PIP_CACHE_DIR = path.join(
-    process.env.CHARCODE_E2E_CACHE ?? path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "charcode-vscode-e2e"),
-    "pip",
-  );
-  env.CHARCODE_MODELS_DIR = path.join(runDir, "empty-models");
-  env.PIP_NO_INPUT = "1";
-  return env;
-}
 
 type Step = { name: string; status: "passed" | "failed" | "skipped"; seconds: number; error?: string };
 
@@ -257,6 +146,25 @@ async function saveAndRead(page: Page, file: string, run: Run): Promise<string> 
   return fs.readFileSync(file, "utf8");
 }
 
+/** What the ghost-text step types: a new function whose first statement the model completes. */
+const FAST_TYPING = "def main():\n    args = ";
+
+/**
+ * The text a partial accept took: `before` is the ghost text before Ctrl+Right,
+ * `after` what is left. It must be one word (or, where the ghost text starts
+ * with separators, only those), as VS Code's acceptNextWord takes.
+ */
+function acceptedWord(before: string, after: string): string {
+  if (!before.endsWith(after) || after.length >= before.length) {
+    throw new Error(`Ctrl+Right did not accept a prefix of the ghost text: ${JSON.stringify(before)} -> ${JSON.stringify(after)}`);
+  }
+  const word = before.slice(0, before.length - after.length);
+  if (!/^(\w+|[^\w\s]+|\s+)$/.test(word)) {
+    throw new Error(`Ctrl+Right accepted ${JSON.stringify(word)}, not one word of ${JSON.stringify(before)}`);
+  }
+  return word;
+}
+
 /** Fails the wait early when charcode shows an error notification. */
 async function noCharcodeError(page: Page): Promise<void> {
   for (const t of await toasts(page)) {
@@ -303,42 +211,20 @@ async function main(): Promise<number> {
 
   try {
     await run.step("prepare the workspace, the model and code-server", async () => {
-      fs.cpSync(path.join(FIXTURE, "workspace"), workspace, { recursive: true });
-      // more Python to train on in Train on Workspace
-      fs.cpSync(path.join(FIXTURE, "corpus"), path.join(workspace, "helpers"), { recursive: true });
-      const model = await fixtureModel(python);
-      fs.mkdirSync(path.join(workspace, ".charcode", "models"), { recursive: true });
-      fs.copyFileSync(model, path.join(workspace, ".charcode", "models", "python.safetensors"));
+      await prepareWorkspace(workspace, python);
       const env0 = serverEnv(runDir);
       const plainBin = mode === "install" ? await plainPython(runDir, env0) : undefined;
       const env = serverEnv(runDir, plainBin);
       codeServer = new CodeServer({ bin: await codeServerBin(), runDir, workspace, env });
-      codeServer.writeUserSettings({
-        "files.autoSave": "off",
-        "security.workspace.trust.enabled": false,
-        "telemetry.telemetryLevel": "off",
-        "update.mode": "none",
-        "extensions.autoUpdate": false,
-        "extensions.autoCheckUpdates": false,
-        "extensions.ignoreRecommendations": true,
-        "workbench.startupEditor": "none",
-        "workbench.tips.enabled": false,
-        "workbench.enableExperiments": false,
-        "git.enabled": false,
-        "editor.wordBasedSuggestions": "off",
-        "editor.quickSuggestions": { other: "off", comments: "off", strings: "off" },
-        "editor.suggestOnTriggerCharacters": false,
-        "editor.inlineSuggest.enabled": true,
-        "editor.minimap.enabled": false,
-        // every step types at the top level, whatever the line before ended with
-        "editor.autoIndent": "none",
-        "chat.commandCenter.enabled": false,
-        "charcode.torchRequirement": torch,
-        "charcode.trainMinutes": 0.2,
-        // a calmer sample from the tiny fixture model
-        "charcode.temperature": 0.3,
-        ...(mode === "python" ? { "charcode.pythonPath": python } : {}),
-      });
+      codeServer.writeUserSettings(
+        userSettings({
+          "charcode.torchRequirement": torch,
+          "charcode.trainMinutes": 0.2,
+          // a calmer sample from the tiny fixture model
+          "charcode.temperature": 0.3,
+          ...(mode === "python" ? { "charcode.pythonPath": python } : {}),
+        }),
+      );
       const vsix = process.env.CHARCODE_E2E_VSIX ?? newestVsix();
       log(`installing ${path.relative(ROOT, vsix)}`);
       await codeServer.installExtension(vsix);
@@ -427,28 +313,51 @@ async function main(): Promise<number> {
     });
 
     let typed = "";
-    await run.step("ghost text appears while typing and Tab accepts it", async () => {
+    await run.step("ghost text within 1 s of fast typing (50 ms/key, no trigger); Ctrl+Right accepts a word, Tab the rest", async () => {
       const page = currentPage();
       await newParagraphAtEnd(page);
-      await page.keyboard.type("def ", { delay: 60 });
-      const ghost = await waitFor("ghost text", async () => (await ghostText(page)).trim() || undefined, 30_000).catch(
-        async () => {
-          // not shown on typing: ask explicitly (Alt+\ in VS Code)
-          await runCommand(page, "Trigger Inline Suggestion");
-          return waitFor("ghost text after an explicit trigger", async () => (await ghostText(page)).trim() || undefined, 30_000);
-        },
-      );
-      log(`  ghost text: ${JSON.stringify(ghost)}`);
+      // a fast typist: 50 ms per key, and no explicit trigger (Alt+\) anywhere in this step
+      await page.keyboard.type(FAST_TYPING, { delay: 50 });
+      const lastKey = Date.now();
+      const ghost = await waitFor("ghost text within 1 s of the last key", async () => (await ghostText(page)) || undefined, 1_000, 20);
+      log(`  ghost text ${Date.now() - lastKey} ms after the last key: ${JSON.stringify(ghost)}`);
       await run.screenshot("ghost-text");
-      const shown = await ghostText(page);
-      const firstLine = `def ${shown.split("\n")[0]}`.trimEnd();
-      await page.keyboard.press("Tab");
-      await waitFor("the ghost text to be accepted", async () => !(await ghostText(page)).includes(shown), 10_000);
-      const saved = await saveAndRead(page, example, run);
-      if (!saved.split("\n").some((l) => l.trimEnd() === firstLine)) {
-        throw new Error(`the saved file has no line ${JSON.stringify(firstLine)}`);
+      const line = FAST_TYPING.split("\n").pop() ?? "";
+      const lineNow = async () => (await editorLines(page)).find((l) => l.startsWith(line)) ?? "";
+
+      // Ctrl+Right: VS Code's partial accept (editor.action.inlineSuggest.acceptNextWord) takes one word
+      await page.keyboard.press("Control+ArrowRight");
+      const rest = await waitFor(
+        "Ctrl+Right to accept one word of the ghost text",
+        async () => {
+          const now = await ghostText(page);
+          return now !== ghost ? now : undefined;
+        },
+        5_000,
+        20,
+      );
+      const word = acceptedWord(ghost, rest);
+      log(`  Ctrl+Right accepted ${JSON.stringify(word)}; ghost text left: ${JSON.stringify(rest)}`);
+      await run.screenshot("ghost-word-accepted");
+      // the line on screen is what was typed plus that word, with the rest still ghost text after it
+      const shown = await lineNow();
+      const restOfLine = rest.split("\n")[0];
+      if (!shown.endsWith(restOfLine) || shown.slice(0, shown.length - restOfLine.length) !== `${line}${word}`) {
+        throw new Error(`after Ctrl+Right the line reads ${JSON.stringify(shown)}, not ${JSON.stringify(line + word)} + ghost text ${JSON.stringify(restOfLine)}`);
       }
-      typed = firstLine;
+
+      // Tab accepts the rest (the ghost text on screen now: VS Code may have asked again after the partial accept)
+      const beforeTab = await ghostText(page);
+      if (beforeTab) {
+        await page.keyboard.press("Tab");
+        await waitFor("Tab to accept the rest of the ghost text", async () => (await ghostText(page)) !== beforeTab, 10_000);
+      }
+      const full = `${line}${word}${beforeTab.split("\n")[0]}`.trimEnd();
+      const saved = await saveAndRead(page, example, run);
+      if (!saved.split("\n").some((l) => l.trimEnd() === full)) {
+        throw new Error(`the saved file has no line ${JSON.stringify(full)}`);
+      }
+      typed = full.trim();
       await run.screenshot("ghost-accepted");
     });
 
@@ -472,8 +381,11 @@ async function main(): Promise<number> {
       );
       log(`  suggestions: ${JSON.stringify(labels.slice(0, 5))}`);
       await run.screenshot("suggestions");
-      // the first row is selected; its label is the completed word
-      const label = labels[0].split(",")[0].trim();
+      // Enter accepts the selected row, which need not be the first: VS Code selects the
+      // suggestion that agrees with the ghost text shown at the same time
+      const selected = await waitFor("a selected suggestion", () => selectedSuggestion(page).then((l) => l || undefined), 5_000);
+      const label = selected.split(",")[0].trim();
+      log(`  selected: ${JSON.stringify(label)}`);
       await page.keyboard.press("Enter");
       await waitFor("the suggest widget to close", async () => (await suggestions(page)).length === 0, 10_000);
       const saved = await saveAndRead(page, example, run);

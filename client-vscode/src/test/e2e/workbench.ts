@@ -139,6 +139,12 @@ export async function ghostText(page: Page): Promise<string> {
   return parts.join("").replace(/\u00a0/g, " ");
 }
 
+/** The label of the selected row of the open suggest widget ("" when none is). */
+export async function selectedSuggestion(page: Page): Promise<string> {
+  const row = page.locator(".editor-widget.suggest-widget.visible .monaco-list-row.focused").first();
+  return (await row.count()) ? ((await row.getAttribute("aria-label")) ?? "") : "";
+}
+
 /** Labels of the rows in the open suggest widget. */
 export async function suggestions(page: Page): Promise<string[]> {
   const rows = page.locator(".editor-widget.suggest-widget.visible .monaco-list-row");

@@ -1,7 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 
-import { type CancellationLike, delay, lspInlineContext, VS_AUTOMATIC, VS_INVOKE } from "../../common/inline";
+import {
+  type CancellationLike,
+  delay,
+  EditsWhileStarting,
+  lspInlineContext,
+  middlewareDelay,
+  VS_AUTOMATIC,
+  VS_INVOKE,
+  VSCODE_INLINE_DEBOUNCE_MS,
+} from "../../common/inline";
 
 class Token implements CancellationLike {
   isCancellationRequested = false;
@@ -70,5 +79,41 @@ describe("inline completion glue", () => {
     const cancelled = new Token();
     cancelled.cancel();
     assert.equal(await delay(0, cancelled), false);
+  });
+});
+
+describe("debounce", () => {
+  test("the middleware waits only what VS Code's own 50 ms leave of charcode.debounce", () => {
+    assert.equal(VSCODE_INLINE_DEBOUNCE_MS, 50);
+    assert.equal(middlewareDelay(50), 0);
+    assert.equal(middlewareDelay(0), 0);
+    assert.equal(middlewareDelay(75), 25);
+    assert.equal(middlewareDelay(300), 250);
+  });
+});
+
+describe("typing while the server starts", () => {
+  test("a document edited while the server was not running is asked about once", () => {
+    const edits = new EditsWhileStarting();
+    edits.edited("file:///a.py", false);
+    assert.equal(edits.take("file:///a.py"), true);
+    assert.equal(edits.take("file:///a.py"), false);
+  });
+
+  test("edits while the server runs, or of another document, do not count", () => {
+    const edits = new EditsWhileStarting();
+    edits.edited("file:///a.py", true);
+    assert.equal(edits.take("file:///a.py"), false);
+    edits.edited("file:///b.py", false);
+    assert.equal(edits.take("file:///a.py"), false);
+    assert.equal(edits.take(undefined), false);
+  });
+
+  test("taking forgets every document", () => {
+    const edits = new EditsWhileStarting();
+    edits.edited("file:///a.py", false);
+    edits.edited("file:///b.py", false);
+    assert.equal(edits.take("file:///a.py"), true);
+    assert.equal(edits.take("file:///b.py"), false);
   });
 });
