@@ -16,7 +16,7 @@ import pytest
 import torch
 from lsp_helpers import TRAIN_TEXT, numpy_runtime, tiny_model
 
-from charcode.server.core.lstm import single_threaded_blas
+from charcode.server.core.lstm import NumpyLSTM, single_threaded_blas
 from charcode.training.symbols import BOUNDARY
 
 TOLERANCE = 1e-4
@@ -117,3 +117,207 @@ def test_cuda_paths_match_forward():
 )
 def test_numpy_blas_is_made_single_threaded():
     assert single_threaded_blas()
+
+
+# ---- the C kernels (charcode.server.core._lstm)
+
+_lstm = pytest.importorskip("charcode.server.core._lstm")
+ISAS = ["generic"] + (["avx2+fma"] if _lstm.isa() == "avx2+fma" else [])
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    prev = _lstm.set_isa(request.param)
+    yield request.param
+    _lstm.set_isa(prev)
+
+
+def reference_layer(proj, w_hh_t, h, c):
+    """The recurrence in float64, gates (i, f, o, g)."""
+    H = len(h)
+    h, c, out = h.astype(np.float64), c.astype(np.float64), []
+    for p in proj.astype(np.float64):
+        g = p + h @ w_hh_t
+        s = 1 / (1 + np.exp(-g[: 3 * H]))
+        c = s[H : 2 * H] * c + s[:H] * np.tanh(g[3 * H :])
+        h = s[2 * H :] * np.tanh(c)
+        out.append(h)
+    return np.array(out).reshape(len(proj), H), h, c
+
+
+@pytest.mark.parametrize("H", [1, 13, 64])
+def test_kernel_layer_matches_float64(isa, H):
+    rng = np.random.default_rng(H)
+    T = 50
+    proj = rng.normal(0, 2, (T, 4 * H)).astype(np.float32)
+    w = rng.normal(0, 1 / np.sqrt(H), (H, 4 * H)).astype(np.float32)
+    h = rng.uniform(-1, 1, H).astype(np.float32)
+    c = rng.normal(0, 1, H).astype(np.float32)
+    ref_out, ref_h, ref_c = reference_layer(proj, w, h, c)
+    out = np.empty((T, H), np.float32)
+    _lstm.layer(proj, w, h, c, out)
+    assert abs(out - ref_out).max() < 2e-6
+    assert abs(h - ref_h).max() < 2e-6 and abs(c - ref_c).max() < 2e-5
+    before = (h.copy(), c.copy())
+    _lstm.layer(proj[:0], w, h, c, out[:0])  # no positions: nothing changes
+    assert (h == before[0]).all() and (c == before[1]).all()
+
+
+def test_kernel_activations_are_accurate(isa):
+    """One step from h = c = 0 with no recurrent weights: c = sigmoid(i) * tanh(g), so
+    saturating one of the two shows the other."""
+    x = np.concatenate(
+        [np.linspace(-30, 30, 6001), [0.0, 1e-30, -1e-30, 1e-8, 88.0, -88.0, 100.0, -1e4, 1e30]]
+    ).astype(np.float32)
+    H = len(x)
+    w = np.zeros((H, 4 * H), np.float32)
+    big = np.full(H, 50.0, np.float32)
+    for gates, expect in [
+        ((big, big, big, x), np.tanh(x.astype(np.float64))),  # c = tanh(x)
+        ((x, big, big, big), 0.5 + 0.5 * np.tanh(x.astype(np.float64) / 2)),  # c = sigmoid(x)
+    ]:
+        h, c, out = np.zeros(H, np.float32), np.zeros(H, np.float32), np.empty((1, H), np.float32)
+        _lstm.layer(np.concatenate(gates)[None], w, h, c, out)
+        assert abs(c - expect).max() < 3e-7
+        assert abs(h - np.tanh(c.astype(np.float64))).max() < 3e-7
+
+
+def test_kernel_steps_match_numpy(model, isa):
+    rt = numpy_runtime(model)
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    ref = NumpyLSTM(model.config, weights, native=False)
+    assert rt.native and not ref.native
+    base = ref.read(ref.start, TEXT[:120])
+    for rows in ([0], [0, 0, 0], [0] * 5, [0] * 6, [0] * 9):
+        state = ref.select(base, rows)
+        symbols = list(TEXT[200 : 200 + len(rows)])
+        want, (wh, wc) = ref.step(symbols, state)
+        got, (gh, gc) = rt.step(symbols, state)
+        assert abs(got - want).max() < 1e-5
+        np.testing.assert_allclose(gh, wh, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(gc, wc, rtol=2e-6, atol=1e-6)
+        _, (gh, gc) = rt._advance(symbols, state)
+        assert abs(gh - wh).max() < 1e-6
+    # a state that is a view of a batch, not a contiguous array
+    view = []
+    for a in base:
+        spaced = np.zeros(a.shape[:-1] + (2 * a.shape[-1],), np.float32)
+        spaced[..., ::2] = a
+        view.append(spaced[..., ::2])
+    assert not view[0].flags.c_contiguous
+    assert abs(rt.step([65], view)[0] - ref.step([65], view)[0]).max() < 1e-5
+
+
+def test_kernel_rejects_bad_arguments():
+    H, T = 8, 3
+    f32 = np.float32
+    proj, w = np.zeros((T, 4 * H), f32), np.zeros((H, 4 * H), f32)
+    h, c, out = np.zeros(H, f32), np.zeros(H, f32), np.zeros((T, H), f32)
+    _lstm.layer(proj, w, h, c, out)
+    bad = [
+        (TypeError, (proj, w, h, c)),  # too few
+        (TypeError, (proj.astype(np.float64), w, h, c, out)),  # dtype
+        (TypeError, (proj, w.astype(np.float16), h, c, out)),
+        (TypeError, (proj, w, [0.0] * H, c, out)),  # not a buffer
+        (TypeError, (proj, w, h, c, None)),
+        (ValueError, (proj, w, h, c, np.zeros((T + 1, H), f32))),  # shapes
+        (ValueError, (proj[:, :-1], w, h, c, out)),
+        (ValueError, (proj, w[:-1], h, c, out)),
+        (ValueError, (proj, w, h, np.zeros(H + 1, f32), out)),
+        (ValueError, (proj, w, h[None], c, out)),
+        (ValueError, (np.zeros((T, 8 * H), f32)[:, ::2], w, h, c, out)),  # not contiguous
+        (ValueError, (proj, w, np.zeros(H, f32), c, np.zeros((T, H), f32)[::-1])),
+        (ValueError, (proj, w, h, c, np.broadcast_to(out, out.shape))),  # read-only
+        (ValueError, (proj, w, out[0], c, out)),  # h inside out
+        (ValueError, (proj, w, h, h, out)),
+    ]
+    for error, args in bad:
+        with pytest.raises(error):
+            _lstm.layer(*args)
+
+    L, V, B = 2, 5, 3
+    weights = dict(
+        table0=np.zeros((V, 4 * H), f32),
+        w_hh_t=[w, w],
+        w_ih_t=[w],
+        bias=[np.zeros(4 * H, f32)],
+        head_w_t=np.zeros((H, V), f32),
+        head_b=np.zeros(V, f32),
+    )
+    cell = _lstm.Cell(**weights)
+    assert (cell.layers, cell.hidden, cell.vocab) == (L, H, V)
+    with pytest.raises(RuntimeError):
+        cell.__init__(**weights)
+    for change, error in [
+        (dict(w_hh_t=[w, w[:-1]]), ValueError),
+        (dict(w_ih_t=[]), ValueError),
+        (dict(w_hh_t=[]), ValueError),
+        (dict(bias=[np.zeros(4 * H + 1, f32)]), ValueError),
+        (dict(head_b=np.zeros(V, np.float64)), TypeError),
+        (dict(table0=np.zeros((V, 4 * H + 2), f32)), ValueError),
+        (dict(w_hh_t=5), TypeError),
+    ]:
+        with pytest.raises(error):
+            _lstm.Cell(**{**weights, **change})
+    state = np.zeros((L, B, H), f32)
+
+    def step_args(**kw):
+        a = dict(
+            symbols=[1, 2, 3],
+            h=state,
+            c=state,
+            h_out=np.empty_like(state),
+            c_out=np.empty_like(state),
+            logits=np.empty((B, V), f32),
+        )
+        a.update(kw)
+        return list(a.values())
+
+    cell.step(*step_args())
+    cell.step(*step_args(logits=None))
+    cell.step(*step_args()[:5])
+    for kw, error in [
+        (dict(symbols=[1, 2, V]), ValueError),
+        (dict(symbols=[1, 2, -1]), ValueError),
+        (dict(symbols=[1, 2]), ValueError),
+        (dict(symbols=[]), ValueError),
+        (dict(symbols=[1, 2, "a"]), TypeError),
+        (dict(symbols=5), TypeError),
+        (dict(h=np.zeros((L, B, H + 1), f32)), ValueError),
+        (dict(c=np.zeros((L + 1, B, H), f32)), ValueError),
+        (dict(h_out=np.zeros((L, B, H), np.float64)), TypeError),
+        (dict(c_out=np.zeros((B, H), f32)), ValueError),
+        (dict(logits=np.zeros((B, V + 1), f32)), ValueError),
+        (dict(h_out=state), ValueError),  # written and read
+    ]:
+        with pytest.raises(error):
+            cell.step(*step_args(**kw))
+    with pytest.raises(TypeError):
+        cell.step([1, 2, 3])
+    with pytest.raises(RuntimeError):
+        _lstm.Cell.__new__(_lstm.Cell).step(*step_args())
+    with pytest.raises(ValueError):
+        _lstm.set_isa("sse9")
+
+
+def test_runtime_works_without_the_extension():
+    code = (
+        "import sys; sys.modules['charcode.server.core._lstm'] = None\n"
+        "import numpy as np\n"
+        "from charcode.server.core.lstm import NumpyLSTM\n"
+        "from charcode.training.model_config import ModelConfig\n"
+        "cfg = ModelConfig.named('tiny'); rng = np.random.default_rng(0)\n"
+        "E, H, L, V = cfg.embedding, cfg.hidden, cfg.layers, cfg.vocab\n"
+        "w = {'embed.weight': rng.normal(size=(V, E)), 'head.weight': rng.normal(size=(V, H)),\n"
+        "     'head.bias': rng.normal(size=V)}\n"
+        "for k in range(L):\n"
+        "    w[f'lstm.weight_ih_l{k}'] = rng.normal(size=(4 * H, E if k == 0 else H))\n"
+        "    w[f'lstm.weight_hh_l{k}'] = rng.normal(size=(4 * H, H))\n"
+        "    w[f'lstm.bias_ih_l{k}'] = w[f'lstm.bias_hh_l{k}'] = rng.normal(size=4 * H)\n"
+        "rt = NumpyLSTM(cfg, w)\n"
+        "assert not rt.native\n"
+        "s = rt.read(rt.start, b'def f(x):\\n    return x')\n"
+        "logits, s = rt.step([65, 66], rt.select(s, [0, 0]))\n"
+        "assert logits.shape == (2, V) and np.isfinite(logits).all()\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
