@@ -43,7 +43,9 @@
 #define ALWAYS_INLINE static inline
 #endif
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+/* CHARCODE_LSTM_GENERIC_ONLY builds what a non-x86 target gets (to check it on x86). */
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__)) && \
+    !defined(CHARCODE_LSTM_GENERIC_ONLY)
 #define HAVE_AVX2_KERNELS 1
 #define TARGET_AVX2 __attribute__((target("avx2,fma")))
 #include <immintrin.h>
@@ -95,10 +97,13 @@ ALWAYS_INLINE float tanh_approx(float x) { return 2.0f / (1.0f + exp_approx(-2.0
  * time, each applied to every batch row while it is in L1; for several rows the columns go in
  * tiles, so that a tile of g for each batch row stays in L1 too. */
 #define COL_TILE 256
+#define PANEL 16
+#define PACK_MIN_POSITIONS 16
 
 static void gemv_generic(const float *restrict x, ptrdiff_t ldx, Py_ssize_t B,
-                            const float *restrict w, Py_ssize_t n, Py_ssize_t m,
-                            float *restrict g, ptrdiff_t ldg) {
+                         const float *restrict w, const float *restrict packed, Py_ssize_t n,
+                         Py_ssize_t m, float *restrict g, ptrdiff_t ldg) {
+    (void)packed;
     const Py_ssize_t tile = B == 1 ? m : COL_TILE;
     for (Py_ssize_t j0 = 0; j0 < m; j0 += tile) {
         const Py_ssize_t j1 = j0 + tile < m ? j0 + tile : m;
@@ -153,9 +158,9 @@ AVX2_INLINE __m256 rows8_avx2(const __m256 *a, const float *w, Py_ssize_t m) {
  * GCC 12 makes of gemv_generic for this target, without depending on it): for eight rows of
  * w the factors are broadcast into registers, and each vector of g is loaded and stored once
  * per eight rows. */
-TARGET_AVX2 static void gemv_avx2(const float *restrict x, ptrdiff_t ldx, Py_ssize_t B,
-                                  const float *restrict w, Py_ssize_t n, Py_ssize_t m,
-                                  float *restrict g, ptrdiff_t ldg) {
+TARGET_AVX2 static void gemv_avx2_rows(const float *restrict x, ptrdiff_t ldx, Py_ssize_t B,
+                                       const float *restrict w, Py_ssize_t n, Py_ssize_t m,
+                                       float *restrict g, ptrdiff_t ldg) {
     const Py_ssize_t tile = B == 1 ? m : COL_TILE; /* a multiple of 8, or all of m */
     for (Py_ssize_t j0 = 0; j0 < m; j0 += tile) {
         const Py_ssize_t j1 = j0 + tile < m ? j0 + tile : m;
@@ -202,10 +207,142 @@ TARGET_AVX2 static void gemv_avx2(const float *restrict x, ptrdiff_t ldx, Py_ssi
         }
     }
 }
+
+/* Products with weights packed in panels of PANEL columns (pack_panels): R batch rows (1 to 6)
+ * times two vectors of g stay in registers while a panel goes by, contiguous in memory, and
+ * each vector of w is loaded once for the R rows. One row takes four panels at a time. */
+/* g[r, j..j+cols) += tmp[r] for R rows: the accumulators' columns that exist */
+AVX2_INLINE void add_acc(float *g, __m256 lo, __m256 hi, Py_ssize_t cols) {
+    if (cols >= 16) {
+        _mm256_storeu_ps(g, _mm256_add_ps(_mm256_loadu_ps(g), lo));
+        _mm256_storeu_ps(g + 8, _mm256_add_ps(_mm256_loadu_ps(g + 8), hi));
+    } else {
+        float tmp[16];
+        _mm256_storeu_ps(tmp, lo);
+        _mm256_storeu_ps(tmp + 8, hi);
+        for (Py_ssize_t k = 0; k < cols; k++) g[k] += tmp[k];
+    }
+}
+
+/* One panel (n, PANEL) for R rows of the batch (1 to 6); columns j.. of g, m in all. The
+ * accumulators are named variables: GCC keeps arrays of vectors in memory. */
+AVX2_INLINE void panel_avx2(const int R, const float *x, ptrdiff_t ldx, const float *pw,
+                            Py_ssize_t n, float *g, ptrdiff_t ldg, Py_ssize_t j, Py_ssize_t m) {
+    __m256 c0l = _mm256_setzero_ps(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l, c2h = c0l;
+    __m256 c3l = c0l, c3h = c0l, c4l = c0l, c4h = c0l, c5l = c0l, c5h = c0l;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const __m256 w0 = _mm256_loadu_ps(pw + i * PANEL), w1 = _mm256_loadu_ps(pw + i * PANEL + 8);
+        const float *xi = x + i;
+        __m256 a = _mm256_broadcast_ss(xi);
+        c0l = _mm256_fmadd_ps(a, w0, c0l);
+        c0h = _mm256_fmadd_ps(a, w1, c0h);
+        if (R > 1) {
+            a = _mm256_broadcast_ss(xi + ldx);
+            c1l = _mm256_fmadd_ps(a, w0, c1l);
+            c1h = _mm256_fmadd_ps(a, w1, c1h);
+        }
+        if (R > 2) {
+            a = _mm256_broadcast_ss(xi + 2 * ldx);
+            c2l = _mm256_fmadd_ps(a, w0, c2l);
+            c2h = _mm256_fmadd_ps(a, w1, c2h);
+        }
+        if (R > 3) {
+            a = _mm256_broadcast_ss(xi + 3 * ldx);
+            c3l = _mm256_fmadd_ps(a, w0, c3l);
+            c3h = _mm256_fmadd_ps(a, w1, c3h);
+        }
+        if (R > 4) {
+            a = _mm256_broadcast_ss(xi + 4 * ldx);
+            c4l = _mm256_fmadd_ps(a, w0, c4l);
+            c4h = _mm256_fmadd_ps(a, w1, c4h);
+        }
+        if (R > 5) {
+            a = _mm256_broadcast_ss(xi + 5 * ldx);
+            c5l = _mm256_fmadd_ps(a, w0, c5l);
+            c5h = _mm256_fmadd_ps(a, w1, c5h);
+        }
+    }
+    const Py_ssize_t cols = m - j;
+    add_acc(g + j, c0l, c0h, cols);
+    if (R > 1) add_acc(g + ldg + j, c1l, c1h, cols);
+    if (R > 2) add_acc(g + 2 * ldg + j, c2l, c2h, cols);
+    if (R > 3) add_acc(g + 3 * ldg + j, c3l, c3h, cols);
+    if (R > 4) add_acc(g + 4 * ldg + j, c4l, c4h, cols);
+    if (R > 5) add_acc(g + 5 * ldg + j, c5l, c5h, cols);
+}
+
+/* Four panels for one row: eight accumulators, enough to keep the FMA units busy. */
+AVX2_INLINE void panels4_avx2(const float *x, const float *pw, Py_ssize_t n, float *g,
+                              Py_ssize_t j, Py_ssize_t m) {
+    const float *p0 = pw, *p1 = pw + n * PANEL, *p2 = pw + 2 * n * PANEL, *p3 = pw + 3 * n * PANEL;
+    __m256 c0l = _mm256_setzero_ps(), c0h = c0l, c1l = c0l, c1h = c0l, c2l = c0l, c2h = c0l;
+    __m256 c3l = c0l, c3h = c0l;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const __m256 a = _mm256_broadcast_ss(x + i);
+        const Py_ssize_t o = i * PANEL;
+        c0l = _mm256_fmadd_ps(a, _mm256_loadu_ps(p0 + o), c0l);
+        c0h = _mm256_fmadd_ps(a, _mm256_loadu_ps(p0 + o + 8), c0h);
+        c1l = _mm256_fmadd_ps(a, _mm256_loadu_ps(p1 + o), c1l);
+        c1h = _mm256_fmadd_ps(a, _mm256_loadu_ps(p1 + o + 8), c1h);
+        c2l = _mm256_fmadd_ps(a, _mm256_loadu_ps(p2 + o), c2l);
+        c2h = _mm256_fmadd_ps(a, _mm256_loadu_ps(p2 + o + 8), c2h);
+        c3l = _mm256_fmadd_ps(a, _mm256_loadu_ps(p3 + o), c3l);
+        c3h = _mm256_fmadd_ps(a, _mm256_loadu_ps(p3 + o + 8), c3h);
+    }
+    add_acc(g + j, c0l, c0h, m - j);
+    add_acc(g + j + PANEL, c1l, c1h, m - j - PANEL);
+    add_acc(g + j + 2 * PANEL, c2l, c2h, m - j - 2 * PANEL);
+    add_acc(g + j + 3 * PANEL, c3l, c3h, m - j - 3 * PANEL);
+}
+
+AVX2_INLINE void packed_rows_avx2(const int R, const float *x, ptrdiff_t ldx, const float *pk,
+                                  Py_ssize_t n, Py_ssize_t m, float *g, ptrdiff_t ldg) {
+    const Py_ssize_t panels = (m + PANEL - 1) / PANEL;
+    Py_ssize_t p = 0;
+    if (R == 1)
+        for (; p + 4 <= panels; p += 4) panels4_avx2(x, pk + p * n * PANEL, n, g, p * PANEL, m);
+    for (; p < panels; p++) panel_avx2(R, x, ldx, pk + p * n * PANEL, n, g, ldg, p * PANEL, m);
+}
+
+TARGET_AVX2 static void gemv_avx2(const float *restrict x, ptrdiff_t ldx, Py_ssize_t B,
+                                  const float *restrict w, const float *restrict packed,
+                                  Py_ssize_t n, Py_ssize_t m, float *restrict g, ptrdiff_t ldg) {
+    if (!packed) {
+        gemv_avx2_rows(x, ldx, B, w, n, m, g, ldg);
+        return;
+    }
+    Py_ssize_t b = 0;
+    for (; B - b >= 6; b += 6)
+        packed_rows_avx2(6, x + b * ldx, ldx, packed, n, m, g + b * ldg, ldg);
+    const float *xb = x + b * ldx;
+    float *gb = g + b * ldg;
+    switch (B - b) {
+    case 5: packed_rows_avx2(5, xb, ldx, packed, n, m, gb, ldg); break;
+    case 4: packed_rows_avx2(4, xb, ldx, packed, n, m, gb, ldg); break;
+    case 3: packed_rows_avx2(3, xb, ldx, packed, n, m, gb, ldg); break;
+    case 2: packed_rows_avx2(2, xb, ldx, packed, n, m, gb, ldg); break;
+    case 1: packed_rows_avx2(1, xb, ldx, packed, n, m, gb, ldg); break;
+    default: break;
+    }
+}
 #endif
 
 typedef void (*gemv_fn)(const float *restrict, ptrdiff_t, Py_ssize_t, const float *restrict,
-                        Py_ssize_t, Py_ssize_t, float *restrict, ptrdiff_t);
+                        const float *restrict, Py_ssize_t, Py_ssize_t, float *restrict,
+                        ptrdiff_t);
+
+/* w (n, m) as ceil(m / PANEL) panels of (n, PANEL), zero-padded; PyMem_RawMalloc'ed. */
+static float *pack_panels(const float *w, Py_ssize_t n, Py_ssize_t m) {
+    const Py_ssize_t panels = (m + PANEL - 1) / PANEL;
+    float *pk = (float *)PyMem_RawCalloc((size_t)(panels * n * PANEL), sizeof(float));
+    if (!pk) return NULL;
+    for (Py_ssize_t p = 0; p < panels; p++) {
+        const Py_ssize_t j = p * PANEL, cols = m - j < PANEL ? m - j : PANEL;
+        for (Py_ssize_t i = 0; i < n; i++)
+            memcpy(pk + (p * n + i) * PANEL, w + i * m + j, (size_t)cols * sizeof(float));
+    }
+    return pk;
+}
 
 /* The cell: gates g (4H, order i, f, o, g) -> c updated in place, h written. */
 ALWAYS_INLINE void cell(const float *restrict g, float *restrict c, float *restrict h,
@@ -222,13 +359,14 @@ ALWAYS_INLINE void cell(const float *restrict g, float *restrict c, float *restr
 }
 
 /* One layer over T positions; g is scratch of 4H floats. */
-ALWAYS_INLINE void layer_body(const float *proj, const float *w_hh_t, float *h, float *c,
-                              float *out, Py_ssize_t T, Py_ssize_t H, float *g, gemv_fn gemv) {
+ALWAYS_INLINE void layer_body(const float *proj, const float *w_hh_t, const float *packed,
+                              float *h, float *c, float *out, Py_ssize_t T, Py_ssize_t H, float *g,
+                              gemv_fn gemv) {
     const Py_ssize_t H4 = 4 * H;
     const float *hprev = h;
     for (Py_ssize_t t = 0; t < T; t++) {
         memcpy(g, proj + t * H4, (size_t)H4 * sizeof(float));
-        gemv(hprev, H, 1, w_hh_t, H, H4, g, H4);
+        gemv(hprev, H, 1, w_hh_t, packed, H, H4, g, H4);
         float *ht = out + t * H;
         cell(g, c, ht, H);
         hprev = ht;
@@ -244,6 +382,8 @@ typedef struct {
     const float *bias[MAX_LAYERS];   /* (4H), layers 1.. */
     const float *head_w_t;           /* (H, V) */
     const float *head_b;             /* (V) */
+    /* the same in panels (pack_panels), for the AVX2 steps; NULL where not made */
+    float *pk_hh[MAX_LAYERS], *pk_ih[MAX_LAYERS], *pk_head;
 } Weights;
 
 typedef struct {
@@ -270,22 +410,22 @@ ALWAYS_INLINE void step_body(const StepArgs *a, gemv_fn gemv) {
         } else {
             for (Py_ssize_t b = 0; b < B; b++)
                 memcpy(g + b * H4, w->bias[k], (size_t)H4 * sizeof(float));
-            gemv(a->h_out + (k - 1) * LBH, H, B, w->w_ih_t[k], H, H4, g, H4);
+            gemv(a->h_out + (k - 1) * LBH, H, B, w->w_ih_t[k], w->pk_ih[k], H, H4, g, H4);
         }
-        gemv(h_in, H, B, w->w_hh_t[k], H, H4, g, H4);
+        gemv(h_in, H, B, w->w_hh_t[k], w->pk_hh[k], H, H4, g, H4);
         for (Py_ssize_t b = 0; b < B; b++) cell(g + b * H4, c_out + b * H, h_out + b * H, H);
     }
     if (a->logits) {
         const Py_ssize_t V = w->V;
         for (Py_ssize_t b = 0; b < B; b++)
             memcpy(a->logits + b * V, w->head_b, (size_t)V * sizeof(float));
-        gemv(a->h_out + (w->L - 1) * LBH, H, B, w->head_w_t, H, V, a->logits, V);
+        gemv(a->h_out + (w->L - 1) * LBH, H, B, w->head_w_t, w->pk_head, H, V, a->logits, V);
     }
 }
 
 static void layer_generic(const float *proj, const float *w_hh_t, float *h, float *c, float *out,
                           Py_ssize_t T, Py_ssize_t H, float *g) {
-    layer_body(proj, w_hh_t, h, c, out, T, H, g, gemv_generic);
+    layer_body(proj, w_hh_t, NULL, h, c, out, T, H, g, gemv_generic);
 }
 
 static void step_generic(const StepArgs *a) { step_body(a, gemv_generic); }
@@ -293,7 +433,11 @@ static void step_generic(const StepArgs *a) { step_body(a, gemv_generic); }
 #if HAVE_AVX2_KERNELS
 TARGET_AVX2 static void layer_avx2(const float *proj, const float *w_hh_t, float *h, float *c,
                                    float *out, Py_ssize_t T, Py_ssize_t H, float *g) {
-    layer_body(proj, w_hh_t, h, c, out, T, H, g, gemv_avx2);
+    /* packing costs about as much as a few positions: for longer sequences only; without
+     * the memory, the unpacked product */
+    float *packed = T >= PACK_MIN_POSITIONS ? pack_panels(w_hh_t, H, 4 * H) : NULL;
+    layer_body(proj, w_hh_t, packed, h, c, out, T, H, g, gemv_avx2);
+    PyMem_RawFree(packed);
 }
 
 TARGET_AVX2 static void step_avx2(const StepArgs *a) { step_body(a, gemv_avx2); }
@@ -463,6 +607,11 @@ typedef struct {
 } CellObject;
 
 static void Cell_clear(CellObject *self) {
+    for (int k = 0; k < MAX_LAYERS; k++) {
+        PyMem_RawFree(self->w.pk_hh[k]);
+        PyMem_RawFree(self->w.pk_ih[k]);
+    }
+    PyMem_RawFree(self->w.pk_head);
     if (self->bufs) {
         release_all(self->bufs, self->nbufs);
         PyMem_Free(self->bufs);
@@ -541,10 +690,20 @@ static int Cell_init(CellObject *self, PyObject *args, PyObject *kwds) {
     self->w.head_w_t = (const float *)self->bufs[self->nbufs++].buf;
     if (get_f32(o_head_b, &self->bufs[self->nbufs], 0, 1, s_hb, "head_b") < 0) goto done;
     self->w.head_b = (const float *)self->bufs[self->nbufs++].buf;
+    if (HAVE_AVX2_KERNELS) {
+        for (Py_ssize_t k = 0; k < L; k++) {
+            if (!(self->w.pk_hh[k] = pack_panels(self->w.w_hh_t[k], H, 4 * H))) goto nomem;
+            if (k && !(self->w.pk_ih[k] = pack_panels(self->w.w_ih_t[k], H, 4 * H))) goto nomem;
+        }
+        if (!(self->w.pk_head = pack_panels(self->w.head_w_t, H, V))) goto nomem;
+    }
     self->w.L = L;
     self->w.H = H;
     self->w.V = V;
     rc = 0;
+    goto done;
+nomem:
+    PyErr_NoMemory();
 done:
     if (rc < 0) Cell_clear(self);
     Py_DECREF(hh);

@@ -146,9 +146,9 @@ def reference_layer(proj, w_hh_t, h, c):
 
 
 @pytest.mark.parametrize("H", [1, 13, 64])
-def test_kernel_layer_matches_float64(isa, H):
+@pytest.mark.parametrize("T", [5, 50])  # the AVX2 kernel packs the weights from 16 positions
+def test_kernel_layer_matches_float64(isa, H, T):
     rng = np.random.default_rng(H)
-    T = 50
     proj = rng.normal(0, 2, (T, 4 * H)).astype(np.float32)
     w = rng.normal(0, 1 / np.sqrt(H), (H, 4 * H)).astype(np.float32)
     h = rng.uniform(-1, 1, H).astype(np.float32)
@@ -188,7 +188,7 @@ def test_kernel_steps_match_numpy(model, isa):
     ref = NumpyLSTM(model.config, weights, native=False)
     assert rt.native and not ref.native
     base = ref.read(ref.start, TEXT[:120])
-    for rows in ([0], [0, 0, 0], [0] * 5, [0] * 6, [0] * 9):
+    for rows in ([0], [0, 0, 0], [0] * 5, [0] * 6, [0] * 7, [0] * 9, [0] * 12, [0] * 17):
         state = ref.select(base, rows)
         symbols = list(TEXT[200 : 200 + len(rows)])
         want, (wh, wc) = ref.step(symbols, state)
