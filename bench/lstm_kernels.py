@@ -53,12 +53,11 @@ def sample_text(n: int) -> bytes:
     return (data[4000:] * (1 + n // max(1, len(data) - 4000)))[:n]
 
 
-def timed(fn, repeat: int = 1) -> float:
-    """Seconds per call of fn, over repeat calls."""
-    t = time.perf_counter()
-    for _ in range(repeat):
-        fn()
-    return (time.perf_counter() - t) / repeat
+def timed(fn) -> tuple[float, float]:
+    """Wall-clock and this thread's CPU seconds for one call of fn."""
+    t, c = time.perf_counter(), time.thread_time()
+    fn()
+    return time.perf_counter() - t, time.thread_time() - c
 
 
 def main() -> None:
@@ -153,12 +152,15 @@ def main() -> None:
         for fn in fns.values():
             fn()
 
-    times: dict[tuple[str, str], list[float]] = {}
+    wall: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for name, fns in impls.items():
             for what, fn in fns.items():
                 per = args.steps if what in ("b1", "b5") else 1
-                times.setdefault((name, what), []).append(timed(fn) / per)
+                w, c = timed(fn)
+                wall.setdefault((name, what), []).append(w / per)
+                cpu.setdefault((name, what), []).append(c / per)
 
     load = os.getloadavg()
     print(f"model {args.model.name}: {config.layers}x{config.hidden}, vocab {config.vocab}")
@@ -168,38 +170,43 @@ def main() -> None:
         f"torch {torch.__version__}, 1 thread, oneDNN (mkldnn) available: "
         f"{torch.backends.mkldnn.is_available()}; NumPy {np.__version__}"
     )
-    print(f"{args.rounds} interleaved rounds; median (best)\n")
+    print(f"{args.rounds} interleaved rounds; median (best round)")
     cols = [
         ("read", f"bulk read {args.bytes} B", 1e3, "ms"),
         ("b1", "step b1", 1e6, "µs"),
         ("b5", "step b5", 1e6, "µs"),
         ("lp", "log_probs", None, "kchar/s"),
     ]
-    header = f"{'':12}" + "".join(f"{title + ' (' + unit + ')':>24}" for _, title, _, unit in cols)
-    print(header)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    for name in impls:
-        row = f"{name:12}"
-        for what, _, scale, _ in cols:
-            v = times.get((name, what))
-            if v is None:
-                row += f"{'-':>24}"
-            elif scale is None:
-                row += f"{len(symbols) / med[name, what] / 1e3:>14.1f} ({len(symbols) / min(v) / 1e3:6.1f})"
-            else:
-                row += f"{med[name, what] * scale:>14.3f} ({min(v) * scale:6.3f})"
-        print(row)
-
-    print("\nratios of medians (time; > 1: the first is slower)")
-    c = f"C {isas[0]}"
-    for a, b in [("numpy", c), ("torch", c), ("numpy", "torch")] + (
-        [(f"C {isas[1]}", c)] if len(isas) > 1 else []
-    ):
-        parts = []
-        for what, title, _, _ in cols:
-            if (a, what) in med and (b, what) in med:
-                parts.append(f"{title}: {med[a, what] / med[b, what]:.2f}")
-        print(f"  {a} / {b}: " + ", ".join(parts))
+    isa_c = f"C {isas[0]}"
+    pairs = [("numpy", isa_c), ("torch", isa_c), ("numpy", "torch")]
+    if len(isas) > 1:
+        pairs.append((f"C {isas[1]}", isa_c))
+    for label, times in [("wall-clock time", wall), ("CPU time of the thread", cpu)]:
+        print(f"\n{label}")
+        print(
+            f"{'':12}" + "".join(f"{title + ' (' + unit + ')':>24}" for _, title, _, unit in cols)
+        )
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for name in impls:
+            row = f"{name:12}"
+            for what, _, scale, _ in cols:
+                v = times.get((name, what))
+                if v is None:
+                    row += f"{'-':>24}"
+                elif scale is None:
+                    n = len(symbols) / 1e3
+                    row += f"{n / med[name, what]:>14.1f} ({n / min(v):7.1f})"
+                else:
+                    row += f"{med[name, what] * scale:>14.3f} ({min(v) * scale:7.3f})"
+            print(row)
+        print("ratios of medians (time; > 1: the first is slower)")
+        for a, b in pairs:
+            parts = [
+                f"{title} {med[a, what] / med[b, what]:.2f}"
+                for what, title, _, _ in cols
+                if (a, what) in med and (b, what) in med
+            ]
+            print(f"  {a} / {b}: " + ", ".join(parts))
     print(
         "\nlargest |log-probability difference| from the NumPy code: "
         + ", ".join(f"C {i} {e:.1e}" for i, e in errors.items())

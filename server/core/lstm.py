@@ -231,7 +231,7 @@ class NumpyLSTM:
         final state."""
         H, T = self.hidden, len(symbols)
         h_in, c_in = state
-        hs, cs = np.empty_like(h_in), np.empty_like(c_in)
+        hs, cs = np.empty(h_in.shape, np.float32), np.empty(c_in.shape, np.float32)
         seq = None
         for k in range(self.layers):
             if T == 0:
