@@ -14,6 +14,7 @@ import resource
 import time
 
 from .arguments import field, single_object
+from .server import CharcodeServer
 
 
 def _rss_bytes() -> int:
@@ -24,7 +25,7 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def debug_stats(ls, *args) -> dict:
+def debug_stats(ls: CharcodeServer, *args) -> dict:
     return {
         "inference": dict(ls.runner.stats.__dict__),
         "cache": ls.snapshots.summary(),
@@ -37,14 +38,14 @@ def debug_stats(ls, *args) -> dict:
     }
 
 
-async def debug_hold(ls, *args) -> dict:
+async def debug_hold(ls: CharcodeServer, *args) -> dict:
     obj = single_object("charcode.debugHold", args)
     ms = field("charcode.debugHold", obj, "ms", int, check=lambda v: 0 <= v <= 60_000)
     await ls.runner.run(None, _sleep, ms / 1000, count=False)
     return {}
 
 
-def debug_document(ls, *args) -> dict:
+def debug_document(ls: CharcodeServer, *args) -> dict:
     obj = single_object("charcode.debugDocument", args)
     doc = ls.documents.get(field("charcode.debugDocument", obj, "uri", str))
     return (
@@ -54,7 +55,7 @@ def debug_document(ls, *args) -> dict:
     )
 
 
-def debug_timings(ls, *args) -> dict:
+def debug_timings(ls: CharcodeServer, *args) -> dict:
     """Wall and CPU milliseconds of the inference jobs since the last call, by kind."""
     out: dict[str, dict[str, list[float]]] = {}
     while ls.runner.timings:
@@ -72,7 +73,7 @@ def _sleep(seconds: float, *, should_stop) -> bool:
     return True
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.command("charcode.debugStats")(debug_stats)
     if server.debug:
         server.command("charcode.debugHold")(debug_hold)

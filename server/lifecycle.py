@@ -7,23 +7,24 @@ import logging
 from lsprotocol import types
 
 from .core.settings import parse_settings
+from .server import CharcodeServer
 from .train import stop_all_trainers
 
 log = logging.getLogger(__name__)
 
 
-def initialize(ls, params: types.InitializeParams) -> None:
+def initialize(ls: CharcodeServer, params: types.InitializeParams) -> None:
     ls.remember_loop()
     settings, problems = parse_settings(params.initialization_options)
     ls.apply_settings(settings, problems)
 
 
-async def initialized(ls, params: types.InitializedParams) -> None:
+async def initialized(ls: CharcodeServer, params: types.InitializedParams) -> None:
     """Adaptation starts reading the workspace for every language that has a model."""
     await start_learning(ls)
 
 
-async def start_learning(ls) -> None:
+async def start_learning(ls: CharcodeServer) -> None:
     if not ls.settings.adaptation:
         return
 
@@ -34,7 +35,9 @@ async def start_learning(ls) -> None:
     await ls.runner.run(None, start, count=False)
 
 
-async def did_change_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
+async def did_change_configuration(
+    ls: CharcodeServer, params: types.DidChangeConfigurationParams
+) -> None:
     raw = params.settings
     if not (isinstance(raw, dict) and "charcode" in raw) and _can_pull(ls):
         try:
@@ -52,23 +55,25 @@ async def did_change_configuration(ls, params: types.DidChangeConfigurationParam
     await start_learning(ls)
 
 
-def _can_pull(ls) -> bool:
+def _can_pull(ls: CharcodeServer) -> bool:
     ws = ls.client_capabilities.workspace
     return bool(ws and ws.configuration)
 
 
-def did_change_workspace_folders(ls, params: types.DidChangeWorkspaceFoldersParams) -> None:
+def did_change_workspace_folders(
+    ls: CharcodeServer, params: types.DidChangeWorkspaceFoldersParams
+) -> None:
     ls.apply_settings(ls.settings, [])  # the first folder decides the workspace models folder
 
 
-def shutdown(ls, params: None) -> None:
+def shutdown(ls: CharcodeServer, params: None) -> None:
     for task in list(ls.trainings.values()):
         task.cancel()
     stop_all_trainers(ls)
     ls.runner.shutdown()
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.feature(types.INITIALIZE)(initialize)
     server.feature(types.INITIALIZED)(initialized)
     server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)(did_change_configuration)

@@ -8,18 +8,19 @@ val_bits_per_char, corpus, size_bytes} | {error}}}``.
 from __future__ import annotations
 
 from .arguments import field, single_object
+from .server import CharcodeServer
 
 COMMAND = "charcode.modelInfo"
 
 
-async def model_info(ls, *args) -> dict:
+async def model_info(ls: CharcodeServer, *args) -> dict:
     obj = single_object(COMMAND, args, optional=True)
     language = field(COMMAND, obj, "language", str, default=None)
     result = await ls.runner.run(None, describe, ls, language, count=False)
     return {"languages": result or {}}
 
 
-def describe(ls, language: str | None, *, should_stop) -> dict:
+def describe(ls: CharcodeServer, language: str | None, *, should_stop) -> dict:
     """Inference thread (it may load models)."""
     languages = [language] if language else ls.models.languages_with_checkpoints()
     learned = ls.workspace_memory.summary()
@@ -39,5 +40,5 @@ def describe(ls, language: str | None, *, should_stop) -> dict:
     return out
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.command(COMMAND)(model_info)

@@ -12,16 +12,17 @@ from pygls.uris import to_fs_path
 from charcode.training.languages import language_of_path
 
 from .core.language_ids import canonical_language
+from .server import CharcodeServer
 
 log = logging.getLogger(__name__)
 
 
-def did_open(ls, params: types.DidOpenTextDocumentParams) -> None:
+def did_open(ls: CharcodeServer, params: types.DidOpenTextDocumentParams) -> None:
     ls.documents.open(params.text_document)
     ls.snapshots.forget(params.text_document.uri)
 
 
-def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
+def did_change(ls: CharcodeServer, params: types.DidChangeTextDocumentParams) -> None:
     uri = params.text_document.uri
     doc = ls.documents.get(uri)
     if doc is None:
@@ -34,12 +35,12 @@ def did_change(ls, params: types.DidChangeTextDocumentParams) -> None:
     ls.snapshots.edited(uri, doc.version, first)
 
 
-def did_close(ls, params: types.DidCloseTextDocumentParams) -> None:
+def did_close(ls: CharcodeServer, params: types.DidCloseTextDocumentParams) -> None:
     ls.documents.close(params.text_document.uri)
     ls.completer.forget(params.text_document.uri)
 
 
-def did_save(ls, params: types.DidSaveTextDocumentParams) -> None:
+def did_save(ls: CharcodeServer, params: types.DidSaveTextDocumentParams) -> None:
     """A saved file is text that has stopped changing: the engine learns it again."""
     doc = ls.documents.get(params.text_document.uri)
     path = to_fs_path(params.text_document.uri)
@@ -48,7 +49,7 @@ def did_save(ls, params: types.DidSaveTextDocumentParams) -> None:
         ls.workspace_memory.file_changed(language, Path(path))
 
 
-def did_change_watched_files(ls, params: types.DidChangeWatchedFilesParams) -> None:
+def did_change_watched_files(ls: CharcodeServer, params: types.DidChangeWatchedFilesParams) -> None:
     """Files changed on disk (another tool, a checkout): learn the new text of those that
     belong to a language the engine is learning."""
     for change in params.changes:
@@ -60,7 +61,7 @@ def did_change_watched_files(ls, params: types.DidChangeWatchedFilesParams) -> N
             ls.workspace_memory.file_changed(language, Path(path))
 
 
-def setup(server) -> None:
+def setup(server: CharcodeServer) -> None:
     server.feature(types.TEXT_DOCUMENT_DID_OPEN)(did_open)
     server.feature(types.TEXT_DOCUMENT_DID_CHANGE)(did_change)
     server.feature(types.TEXT_DOCUMENT_DID_CLOSE)(did_close)

@@ -42,7 +42,7 @@ DEFAULT_MINUTES = 10.0
 TRAINING_FAILED = -32001
 
 
-async def train(ls, *args) -> dict:
+async def train(ls: CharcodeServer, *args) -> dict:
     obj = single_object(COMMAND, args)
     language = field(COMMAND, obj, "language", str, check=lambda v: v in LANGUAGES)
     roots = [_root(r) for r in field(COMMAND, obj, "roots", list, check=lambda v: len(v) > 0)]
@@ -96,13 +96,13 @@ def _root(value) -> str:
     return str(Path(path).expanduser())
 
 
-def _models_dir(ls) -> Path:
+def _models_dir(ls: CharcodeServer) -> Path:
     return (
         Path(ls.settings.models_dir).expanduser() if ls.settings.models_dir else user_models_dir()
     )
 
 
-async def _run(ls, language: str, cmd: list[str]) -> dict:
+async def _run(ls: CharcodeServer, language: str, cmd: list[str]) -> dict:
     """Run the trainer, reporting progress; the final {"done": true, ...} line, or raise."""
     progress = _Progress(ls, f"charcode: training {language}")
     await progress.begin()
@@ -178,7 +178,7 @@ def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
             proc.send_signal(sig)
 
 
-def stop_all_trainers(ls) -> None:
+def stop_all_trainers(ls: CharcodeServer) -> None:
     """Shutdown or exit: stop every trainer this server started (they run in their own groups)."""
     for pid in list(ls.trainer_pids):
         with contextlib.suppress(ProcessLookupError, PermissionError):
