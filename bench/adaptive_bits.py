@@ -129,7 +129,9 @@ def fetch(project: Project, cache: Path) -> tuple[Path, str]:
         )
         (deb,) = dl.glob("*.deb")
         subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], check=True)
-        version = deb.name.split("_")[1]
+        version = subprocess.run(
+            ["dpkg-deb", "-f", str(deb), "Version"], check=True, capture_output=True, text=True
+        ).stdout.strip()
     else:
         opts = _deb_src_list(cache)
         subprocess.run(
@@ -182,38 +184,54 @@ def lstm_logprobs(model_path: Path, files: list[bytes], cache_dir: Path) -> tupl
         model = load_checkpoint(model_path).model.eval()
         tmp = path.with_suffix(".tmp")
         arr = np.memmap(tmp, dtype=np.float16, mode="w+", shape=(max(total, 1), VOCAB))
-        # files in parallel streams, longest first, 16 at a time
-        order = sorted(range(len(files)), key=lambda i: -len(files[i]))
         starts = np.concatenate([[0], np.cumsum([len(d) for d in files])]).astype(np.int64)
+        # Files packed into `lanes` parallel streams, each file on chunk boundaries: a
+        # lane's state is zeroed where a file starts, so every file is read from a
+        # zero state after the boundary symbol, exactly as alone.
+        chunk, lanes = 256, 16
+        load = [0] * lanes
+        plan: list[list[tuple[int, int]]] = [[] for _ in range(lanes)]  # (file, lane offset)
+        for i in sorted(range(len(files)), key=lambda i: -len(files[i])):
+            lane = min(range(lanes), key=lambda k: load[k])
+            plan[lane].append((i, load[lane]))
+            load[lane] += -(-(len(files[i]) + 1) // chunk) * chunk
+        width = max(load) if files else 0
+        sym = np.full((lanes, width), BOUNDARY, dtype=np.int64)
+        reset = np.zeros((lanes, width // chunk + 1), dtype=bool)
+        owner = np.full((lanes, width), -1, dtype=np.int64)  # global row of each output
+        for lane, items in enumerate(plan):
+            for i, off in items:
+                n = len(files[i])
+                sym[lane, off + 1 : off + 1 + n] = np.frombuffer(files[i], dtype=np.uint8)
+                reset[lane, off // chunk] = True
+                owner[lane, off : off + n] = starts[i] + np.arange(n)
+        target = np.full((lanes, width), -1, dtype=np.int64)
+        target[:, :-1] = sym[:, 1:]
         static = 0.0
         t0 = time.time()
-        done = 0
+        state = model.initial_state(lanes)
         with torch.inference_mode():
-            for g in range(0, len(order), 16):
-                group = order[g : g + 16]
-                width = max(len(files[i]) for i in group)
-                sym = np.full((len(group), width + 1), BOUNDARY, dtype=np.int64)
-                for r, i in enumerate(group):
-                    sym[r, 1 : len(files[i]) + 1] = np.frombuffer(files[i], dtype=np.uint8)
-                x = torch.from_numpy(sym)
-                state = None
-                for s in range(0, width, 512):
-                    e = min(width, s + 512)
-                    logits, state = model(x[:, s:e], state)
-                    lp = torch.log_softmax(logits.float(), dim=-1).numpy()
-                    for r, i in enumerate(group):
-                        n = len(files[i])
-                        if s >= n:
-                            continue
-                        m = min(e, n) - s
-                        rows = lp[r, :m]
-                        tgt = sym[r, s + 1 : s + 1 + m]
-                        static -= float(rows[np.arange(m), tgt].sum())
-                        arr[starts[i] + s : starts[i] + s + m] = rows
-                done += sum(len(files[i]) for i in group)
-                log(
-                    f"  LSTM {done / 1e3:.0f}/{total / 1e3:.0f} kB, {done / (time.time() - t0) / 1e3:.1f} kB/s"
-                )
+            for s in range(0, width, chunk):
+                r = torch.from_numpy(reset[:, s // chunk])
+                if r.any():
+                    state = tuple(torch.where(r[None, :, None], 0.0, h) for h in state)
+                act = np.flatnonzero(np.asarray(load) > s)  # lanes with text left
+                ta = torch.from_numpy(act)
+                sub = tuple(h[:, ta].contiguous() for h in state)
+                logits, sub = model(torch.from_numpy(sym[act, s : s + chunk]), sub)
+                for h, hs in zip(state, sub, strict=True):
+                    h[:, ta] = hs
+                lp = torch.log_softmax(logits.float(), dim=-1).numpy()
+                own = owner[act, s : s + chunk]
+                keep = own >= 0
+                rows = lp[keep]
+                tg = target[act, s : s + chunk][keep]
+                static -= float(rows[np.arange(len(tg)), tg].sum())
+                arr[own[keep]] = rows
+                if (s // chunk) % 20 == 0:
+                    log(
+                        f"  LSTM {s + chunk}/{width} steps, {len(act)} lanes, {time.time() - t0:.0f} s"
+                    )
         static /= np.log(2)
         arr.flush()
         del arr
@@ -320,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-speed", action="store_true", help="skip the throughput figures")
     ap.add_argument("--no-alone", action="store_true", help="skip the context models alone")
     ap.add_argument("--param", action="append", default=[], help="tuning knob NAME=VALUE")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads for the LSTM")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the LSTM")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args(argv)
 

@@ -32,27 +32,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CTX_BYTES 64
+#define CTX_BYTES 128
 #define NSYM 257
-#define FORMAT_VERSION 2u
+#define FORMAT_VERSION 7u
 
 /* context models: order 0, orders ORDERS[], two word models */
 static const int ORDERS[] = {1, 2, 3, 4, 5, 6, 8, 12};
 #define NORD 8
 #define MAXORD 12
-#define NCM (1 + NORD + 2)
-#define NIN (3 * NCM + 2 + 2 + 1) /* counters, match, LSTM, bias */
-#define XM (3 * NCM)     /* match inputs */
-#define XL (3 * NCM + 2) /* LSTM inputs */
+#define NCM (1 + NORD + 3)
+#define NIN (4 * NCM + 2 + 2 + 1) /* counters, match, LSTM, bias */
+#define XM (4 * NCM)     /* match inputs */
+#define XL (4 * NCM + 2) /* LSTM inputs */
+#define RM_N (NCM * 64)
 #define AM_N (NCM * 1024)
 #define NSETS_A 256
-#define NSETS_B ((NORD + 1) * 4 * 8)
+#define NSETS_B ((NORD + 1) * 4 * 8 * 4)
 #define NSETS_C 256
 #define NFIN 4 /* final mixer inputs: 3 mixers + bias */
 #define NSETS_F 8
 #define APM_N 33
-#define MATCH_LONG 12
+#define MATCH_LONG 12 /* the order-12 and order-5 hashes key the match tables */
 #define MATCH_SHORT 5
+#define IDX_LONG (1 + 7)
+#define IDX_SHORT (1 + 4)
 #define SM_N (2 * 32)
 #define ST_CLAMP 8.0f
 #define LSTM_CLAMP 12.0f
@@ -60,7 +63,7 @@ static const int ORDERS[] = {1, 2, 3, 4, 5, 6, 8, 12};
 static const char MAGIC[8] = {'C', 'C', 'A', 'D', 'P', 'T', '\r', '\n'};
 
 typedef struct {
-    float lr_mix, lr_final, apm_rate, w_apm1, w_apm2;
+    float lr_mix, lr_final, apm_rate, w_apm1, w_apm2, lr_boost;
     uint32_t limit;
 } Params;
 
@@ -79,6 +82,7 @@ typedef struct {
     uint32_t *mt;    /* 2 << mt_bits: long then short match table */
     uint32_t *sm;    /* SM_N match counters */
     uint32_t *am;    /* AM_N: per model, (count, probability) -> adaptive probability */
+    uint32_t *rm;    /* RM_N: per model, (run length, expected bit) -> probability */
     float *wa, *wb, *wc, *wf;
     uint16_t *apm1, *apm2;
 } Core;
@@ -87,9 +91,13 @@ typedef struct {
 
 static float ST_TAB[4096];
 static int32_t RECIP[1024];
-static const uint32_t EMPTY_SLOT[16] = {0,        1u << 31, 1u << 31, 1u << 31, 1u << 31, 1u << 31,
-                                        1u << 31, 1u << 31, 1u << 31, 1u << 31, 1u << 31, 1u << 31,
-                                        1u << 31, 1u << 31, 1u << 31, 1u << 31};
+/* A slot: word 0 holds the check (low 16 bits), the byte that followed last
+ * time and its run length; words 1-15 the counters of the nibble's nodes: a
+ * slow probability (16 bits, rate 1/(n+1.5) up to the limit), a fast one (10
+ * bits, rate about 1/3) and the count n (6 bits). */
+#define CTR0 0x80008000u
+static const uint32_t EMPTY_SLOT[16] = {0,    CTR0, CTR0, CTR0, CTR0, CTR0, CTR0, CTR0,
+                                        CTR0, CTR0, CTR0, CTR0, CTR0, CTR0, CTR0, CTR0};
 
 static void init_tables(void) {
     for (int i = 0; i < 4096; i++) {
@@ -119,7 +127,7 @@ static inline uint64_t mix64(uint64_t h) {
 /* -------------------------------------------------------------- sizing */
 
 static uint64_t fixed_bytes(void) {
-    return (uint64_t)SM_N * 4 + (uint64_t)AM_N * 4 + (uint64_t)(NSETS_A + NSETS_B + NSETS_C) * NIN * 4 +
+    return (uint64_t)SM_N * 4 + (uint64_t)AM_N * 4 + (uint64_t)RM_N * 4 + (uint64_t)(NSETS_A + NSETS_B + NSETS_C) * NIN * 4 +
            (uint64_t)NSETS_F * NFIN * 4 + (uint64_t)256 * APM_N * 2 + (uint64_t)65536 * APM_N * 2;
 }
 
@@ -151,6 +159,7 @@ static void core_free(Core *c) {
     free(c->mt);
     free(c->sm);
     free(c->am);
+    free(c->rm);
     free(c->wa);
     free(c->wb);
     free(c->wc);
@@ -179,13 +188,14 @@ static int core_alloc(Core *c) {
     c->mt = (uint32_t *)malloc((size_t)8 << c->mt_bits);
     c->sm = (uint32_t *)malloc(SM_N * 4);
     c->am = (uint32_t *)malloc(AM_N * 4);
+    c->rm = (uint32_t *)malloc(RM_N * 4);
     c->wa = (float *)malloc(sizeof(float) * NSETS_A * NIN);
     c->wb = (float *)malloc(sizeof(float) * NSETS_B * NIN);
     c->wc = (float *)malloc(sizeof(float) * NSETS_C * NIN);
     c->wf = (float *)malloc(sizeof(float) * NSETS_F * NFIN);
     c->apm1 = (uint16_t *)malloc(2 * 256 * APM_N);
     c->apm2 = (uint16_t *)malloc(2 * 65536 * APM_N);
-    if (!c->cm || !c->hist || !c->mt || !c->sm || !c->am || !c->wa || !c->wb || !c->wc || !c->wf || !c->apm1 ||
+    if (!c->cm || !c->hist || !c->mt || !c->sm || !c->am || !c->rm || !c->wa || !c->wb || !c->wc || !c->wf || !c->apm1 ||
         !c->apm2)
         return -1;
     return 0;
@@ -195,7 +205,7 @@ static void init_weights(float *w, int nsets) {
     for (int s = 0; s < nsets; s++) {
         float *v = w + (size_t)s * NIN;
         for (int i = 0; i < NIN; i++) v[i] = 0.f;
-        for (int i = 0; i < NCM; i++) v[3 * i] = v[3 * i + 2] = 0.1f;
+        for (int i = 0; i < NCM; i++) v[4 * i] = v[4 * i + 2] = v[4 * i + 3] = 0.1f;
         v[XM] = 0.3f;  /* match */
         v[XL] = 1.0f; /* LSTM */
     }
@@ -206,6 +216,7 @@ static void core_reset(Core *c) {
     memset(c->hist, 0, (size_t)1 << c->hist_bits);
     memset(c->mt, 0, (size_t)8 << c->mt_bits);
     for (int i = 0; i < SM_N; i++) c->sm[i] = 1u << 31;
+    for (int i = 0; i < RM_N; i++) c->rm[i] = 1u << 31;
     for (int i = 0; i < AM_N; i++) c->am[i] = (uint32_t)(((i & 63) * 65536 + 32768) << 10);
     init_weights(c->wa, NSETS_A);
     init_weights(c->wb, NSETS_B);
@@ -226,20 +237,24 @@ static void core_reset(Core *c) {
     c->updates = 0;
 }
 
+/* Tuned on the tuning projects of bench/adaptive_bits.py (--set tuning), never on
+ * the reported ones. */
 static void default_params(Params *p) {
-    p->lr_mix = 0.02f;
+    p->lr_mix = 0.005f;
     p->lr_final = 0.005f;
     p->apm_rate = 0.02f;
-    p->w_apm1 = 0.25f;
-    p->w_apm2 = 0.25f;
-    p->limit = 255;
+    p->w_apm1 = 0.1f;
+    p->w_apm2 = 0.4f;
+    p->limit = 40;
+    p->lr_boost = 0.0f;
 }
 
 static int params_ok(const Params *p) {
     return isfinite(p->lr_mix) && p->lr_mix >= 0.f && p->lr_mix <= 10.f && isfinite(p->lr_final) &&
            p->lr_final >= 0.f && p->lr_final <= 10.f && isfinite(p->apm_rate) && p->apm_rate >= 0.f &&
            p->apm_rate <= 1.f && isfinite(p->w_apm1) && isfinite(p->w_apm2) && p->w_apm1 >= 0.f &&
-           p->w_apm2 >= 0.f && p->w_apm1 + p->w_apm2 <= 1.f && p->limit >= 1 && p->limit <= 1023;
+           p->w_apm2 >= 0.f && p->w_apm1 + p->w_apm2 <= 1.f && p->limit >= 1 && p->limit <= 63 && isfinite(p->lr_boost) && p->lr_boost >= 0.f &&
+           p->lr_boost <= 10.f;
 }
 
 /* ----------------------------------------------------- byte contexts */
@@ -254,12 +269,6 @@ typedef struct {
 static inline int is_word(int ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '_' || ch >= 128;
-}
-
-static uint64_t hash_tail(const uint8_t *w, int L, int n) {
-    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ULL;
-    for (int k = 1; k <= n; k++) h = (h + (k <= L ? w[L - k] : 256) + 1) * 0xBF58476D1CE4E5B9ULL;
-    return mix64(h);
 }
 
 /* The absolute history position stored as ptr32 if it is still in the
@@ -279,6 +288,8 @@ static int verify(const Core *c, uint64_t p, const uint8_t *w, int L) {
     while (n < L && p >= lo + 1 + (uint64_t)n && c->hist[(p - 1 - n) & hmask] == w[L - 1 - n]) n++;
     return n;
 }
+
+static inline int x_c1(const uint8_t *w, int L) { return L > 0 ? w[L - 1] : 256; }
 
 static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
     /* orders */
@@ -310,13 +321,30 @@ static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
         j--;
     }
     x->h[2 + NORD] = mix64(hw * 31 + hp + 12);
+    /* layout: the byte above (same column, previous line), the last byte and the
+     * current line's indentation */
+    {
+        int ls = L;
+        while (ls > 0 && w[ls - 1] != '\n') ls--;
+        int col = L - ls, above = 256, indent = 0;
+        while (ls + indent < L && (w[ls + indent] == ' ' || w[ls + indent] == '\t')) indent++;
+        if (ls > 0) { /* the previous line is w[ps .. ls-1) */
+            int ps = ls - 1;
+            while (ps > 0 && w[ps - 1] != '\n') ps--;
+            above = col < ls - 1 - ps ? w[ps + col] : 257;
+        } else if (L == CTX_BYTES) {
+            above = 258; /* the line's start is out of sight */
+        }
+        x->h[3 + NORD] = mix64(((uint64_t)above << 24 | (uint64_t)x_c1(w, L) << 8 |
+                                (uint64_t)(indent < 255 ? indent : 255)) * 0x9E3779B97F4A7C15ULL + 13);
+    }
     x->c1 = L > 0 ? w[L - 1] : 0;
     /* match */
     x->mbyte = -1;
     x->mlen = 0;
     uint32_t mmask = ((uint32_t)1 << c->mt_bits) - 1;
     if (L >= MATCH_LONG) {
-        uint64_t p = resolve(c, c->mt[hash_tail(w, L, MATCH_LONG) & mmask]);
+        uint64_t p = resolve(c, c->mt[(x->h[IDX_LONG] >> 8) & mmask]);
         if (p != UINT64_MAX) {
             int n = verify(c, p, w, L);
             if (n >= MATCH_LONG) {
@@ -326,7 +354,7 @@ static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
         }
     }
     if (x->mbyte < 0 && L >= MATCH_SHORT) {
-        uint64_t p = resolve(c, c->mt[((uint64_t)1 << c->mt_bits) + (hash_tail(w, L, MATCH_SHORT) & mmask)]);
+        uint64_t p = resolve(c, c->mt[((uint64_t)1 << c->mt_bits) + ((x->h[IDX_SHORT] >> 8) & mmask)]);
         if (p != UINT64_MAX) {
             int n = verify(c, p, w, L);
             if (n >= MATCH_SHORT) {
@@ -338,14 +366,13 @@ static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
 }
 
 /* Append byte b (which followed window w[0..L)) to the history and index it. */
-static void append_byte(Core *c, const uint8_t *w, int L, int b) {
+static void append_byte(Core *c, const ByteCtx *x, int L, int b) {
     uint64_t p = c->total;
     c->hist[p & (((uint64_t)1 << c->hist_bits) - 1)] = (uint8_t)b;
     c->total = p + 1;
     uint32_t mmask = ((uint32_t)1 << c->mt_bits) - 1;
-    if (L >= MATCH_LONG) c->mt[hash_tail(w, L, MATCH_LONG) & mmask] = (uint32_t)p;
-    if (L >= MATCH_SHORT)
-        c->mt[((uint64_t)1 << c->mt_bits) + (hash_tail(w, L, MATCH_SHORT) & mmask)] = (uint32_t)p;
+    if (L >= MATCH_LONG) c->mt[(x->h[IDX_LONG] >> 8) & mmask] = (uint32_t)p;
+    if (L >= MATCH_SHORT) c->mt[((uint64_t)1 << c->mt_bits) + ((x->h[IDX_SHORT] >> 8) & mmask)] = (uint32_t)p;
 }
 
 /* ------------------------------------------------------------- slots */
@@ -356,12 +383,12 @@ static inline uint64_t nib_hash(uint64_t h, int hn) {
 
 static uint32_t *slot_find(Core *c, uint64_t h, int insert) {
     uint64_t idx = (((uint64_t)(uint32_t)(h >> 32) * c->cm_slots) >> 32) & ~(uint64_t)1;
-    uint32_t chk = (uint32_t)(h & 0xFFFF) + 1;
+    uint32_t chk = (uint32_t)(h & 0xFFFF) | 1;
     uint32_t *s0 = c->cm + idx * 16, *s1 = s0 + 16;
-    if (s0[0] == chk) return s0;
-    if (s1[0] == chk) return s1;
+    if ((s0[0] & 0xFFFF) == chk) return s0;
+    if ((s1[0] & 0xFFFF) == chk) return s1;
     if (!insert) return NULL;
-    uint32_t *r = (s0[1] & 1023) <= (s1[1] & 1023) ? s0 : s1;
+    uint32_t *r = (s0[1] & 63) <= (s1[1] & 63) ? s0 : s1;
     memcpy(r, EMPTY_SLOT, 64);
     r[0] = chk;
     return r;
@@ -376,6 +403,15 @@ static inline void prefetch_slot(const Core *c, uint64_t h) {
     (void)c;
     (void)h;
 #endif
+}
+
+static inline void ctr2_update(uint32_t *v, int y, uint32_t limit) {
+    uint32_t n = *v & 63;
+    int32_t ps = (int32_t)(*v >> 16), pf = (int32_t)((*v >> 6) & 1023);
+    ps += (int32_t)(((int64_t)((y ? 65535 : 0) - ps) * RECIP[n]) >> 16);
+    pf += ((y ? 1023 : 0) - pf) * RECIP[n < 2 ? n : 2] >> 16;
+    if (n < limit) n++;
+    *v = ((uint32_t)ps << 16) | ((uint32_t)pf << 6) | n;
 }
 
 static inline void ctr_update(uint32_t *v, int y, uint32_t limit) {
@@ -394,6 +430,22 @@ typedef struct {
     double p256;   /* probability of the boundary symbol */
 } Tree;
 
+/* exp(x) for x <= 0, relative error below 1e-9: the same bits on every machine
+ * (no libm), and several times faster than exp(). */
+static inline double exp_neg(double x) {
+    if (!(x > -700.0)) return 0.0; /* also NaN */
+    double k = floor(x * 1.4426950408889634 + 0.5);
+    double r = x - k * 0.6931471805599453;
+    double p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 +
+               r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880)))))))));
+    int64_t e = (int64_t)k + 1023;
+    if (e <= 0) return 0.0;
+    uint64_t bits = (uint64_t)e << 52;
+    double scale;
+    memcpy(&scale, &bits, 8);
+    return p * scale;
+}
+
 static void lstm_tree(const double *lp, Tree *t) {
     double m = lp[0];
     for (int i = 1; i < NSYM; i++)
@@ -401,13 +453,11 @@ static void lstm_tree(const double *lp, Tree *t) {
     if (!isfinite(m)) m = 0.0;
     double z = 0.0;
     for (int b = 0; b < 256; b++) {
-        double v = lp[b] - m;
-        double e = (v == v) ? exp(v < -700.0 ? -700.0 : v) : 0.0;
+        double e = exp_neg(lp[b] - m);
         t->s[256 + b] = e + 1e-30;
         z += e;
     }
-    double v256 = lp[256] - m;
-    double e256 = (v256 == v256) ? exp(v256 < -700.0 ? -700.0 : v256) : 0.0;
+    double e256 = exp_neg(lp[256] - m);
     z += e256;
     for (int k = 255; k >= 1; k--) t->s[k] = t->s[2 * k] + t->s[2 * k + 1];
     double p = z > 0.0 ? e256 / z : 0.0;
@@ -426,6 +476,7 @@ typedef struct {
     float a1w, a2w;
     int smi; /* match counter index, or -1 */
     int ami[NCM]; /* adaptive map index per model, or -1 */
+    int rmi[NCM]; /* run map index per model, or -1 */
 } Bit;
 
 static inline float dot(const float *w, const float *x) {
@@ -458,23 +509,33 @@ static inline void apm_train(uint16_t *t, int lo, float f, int y, float rate) {
 
 /* The probability that the next bit is 1 at partial byte c0 (1..255), with
  * the counters of the nibble's slots at node j (1..15). */
-static void predict_bit(const Core *c, uint32_t *const *slots, int j, int c0, int bitpos,
-                        const ByteCtx *x, const Tree *t, Bit *b) {
+static void predict_bit(const Core *c, uint32_t *const *slots, const uint32_t *run, int j, int c0,
+                        int bitpos, const ByteCtx *x, const Tree *t, Bit *b) {
     int ordseen = 0;
     for (int i = 0; i < NCM; i++) {
         uint32_t v = slots[i][j];
-        uint32_t n = v & 1023;
+        uint32_t n = v & 63;
         if (n) {
-            uint32_t p = v >> 10;
-            int a = i * 1024 + (n < 16 ? (int)n : 15) * 64 + (int)(p >> 16);
+            uint32_t ps = v >> 16, pf = (v >> 6) & 1023;
+            int a = i * 1024 + (n < 16 ? (int)n : 15) * 64 + (int)(ps >> 10);
             b->ami[i] = a;
-            b->x[3 * i] = ST_TAB[p >> 10];
-            b->x[3 * i + 1] = ((float)p * (1.f / 4194304.f) - 0.5f) * 4.f;
-            b->x[3 * i + 2] = ST_TAB[c->am[a] >> 20];
+            b->x[4 * i] = ST_TAB[ps >> 4];
+            b->x[4 * i + 1] = ST_TAB[pf << 2 | 2];
+            b->x[4 * i + 2] = ST_TAB[c->am[a] >> 20];
             if (i >= 1 && i <= NORD) ordseen = i;
         } else {
             b->ami[i] = -1;
-            b->x[3 * i] = b->x[3 * i + 1] = b->x[3 * i + 2] = 0.f;
+            b->x[4 * i] = b->x[4 * i + 1] = b->x[4 * i + 2] = 0.f;
+        }
+        /* run: the byte that followed this context last time, and how often in a row */
+        uint32_t rn = run[i] >> 24, rb = (run[i] >> 16) & 255;
+        if (rn && ((rb | 256) >> (8 - bitpos)) == (uint32_t)c0) {
+            int e = (rb >> (7 - bitpos)) & 1;
+            b->rmi[i] = i * 64 + (int)(rn < 31 ? rn : 31) * 2 + e;
+            b->x[4 * i + 3] = ST_TAB[c->rm[b->rmi[i]] >> 20];
+        } else {
+            b->rmi[i] = -1;
+            b->x[4 * i + 3] = 0.f;
         }
     }
     /* match */
@@ -492,13 +553,15 @@ static void predict_bit(const Core *c, uint32_t *const *slots, int j, int c0, in
     }
     /* LSTM */
     double s1 = t->s[2 * c0 + 1], s0 = t->s[2 * c0];
-    float sl = clampf((float)(log(s1) - log(s0)), -LSTM_CLAMP, LSTM_CLAMP);
+    float sl = clampf((float)log(s1 / s0), -LSTM_CLAMP, LSTM_CLAMP);
     b->x[XL] = sl;
     b->x[XL + 1] = (float)(s1 / (s0 + s1)) - 0.5f;
     b->x[NIN - 1] = 0.25f;
     /* mixers */
     b->seta = c0;
-    b->setb = (ordseen * 4 + mstate) * 8 + bitpos;
+    float asl = sl < 0.f ? -sl : sl; /* how sure the LSTM is about this bit */
+    int lconf = asl < 1.f ? 0 : (asl < 2.5f ? 1 : (asl < 5.f ? 2 : 3));
+    b->setb = ((ordseen * 4 + mstate) * 8 + bitpos) * 4 + lconf;
     b->setc = x->c1;
     b->setf = bitpos;
     b->sa = clampf(dot(c->wa + (size_t)b->seta * NIN, b->x), -LSTM_CLAMP, LSTM_CLAMP);
@@ -517,7 +580,8 @@ static void predict_bit(const Core *c, uint32_t *const *slots, int j, int c0, in
 }
 
 static void update_bit(Core *c, int c0, const ByteCtx *x, const Bit *b, int y) {
-    float lr = c->prm.lr_mix;
+    /* faster at first, while the weights are far from where the text wants them */
+    float lr = c->prm.lr_mix + c->prm.lr_boost / (1.f + (float)(c->updates >> 10) * (1.f / 64.f));
     float ea = ((float)y - squash(b->sa)) * lr;
     float eb = ((float)y - squash(b->sb)) * lr;
     float ec = ((float)y - squash(b->sc)) * lr;
@@ -533,23 +597,18 @@ static void update_bit(Core *c, int c0, const ByteCtx *x, const Bit *b, int y) {
     apm_train(c->apm1 + (size_t)c0 * APM_N, b->a1lo, b->a1w, y, c->prm.apm_rate);
     apm_train(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->a2lo, b->a2w, y,
               c->prm.apm_rate);
-    for (int i = 0; i < NCM; i++)
+    for (int i = 0; i < NCM; i++) {
         if (b->ami[i] >= 0) ctr_update(&c->am[b->ami[i]], y, 1023);
+        if (b->rmi[i] >= 0) ctr_update(&c->rm[b->rmi[i]], y, 1023);
+    }
     c->updates++;
 }
 
 static void update_counters(Core *c, uint32_t *const *slots, int j, int y) {
-    for (int i = 0; i < NCM; i++) ctr_update(&slots[i][j], y, c->prm.limit);
+    for (int i = 0; i < NCM; i++) ctr2_update(&slots[i][j], y, c->prm.limit);
 }
 
-/* learn(): the adaptive maps learn from the counters as they were, then the counters */
-static void update_counters_maps(Core *c, uint32_t *const *slots, int j, int y) {
-    for (int i = 0; i < NCM; i++) {
-        uint32_t v = slots[i][j], n = v & 1023;
-        if (n) ctr_update(&c->am[i * 1024 + (n < 16 ? (int)n : 15) * 64 + (int)(v >> 26)], y, 1023);
-        ctr_update(&slots[i][j], y, c->prm.limit);
-    }
-}
+
 
 static void update_match(Core *c, int c0, int bitpos, const ByteCtx *x, int y) {
     if (x->mbyte >= 0 && ((x->mbyte | 256) >> (8 - bitpos)) == c0) {
@@ -557,6 +616,33 @@ static void update_match(Core *c, int c0, int bitpos, const ByteCtx *x, int y) {
         int lb = x->mlen < 16 ? x->mlen : 16 + (x->mlen - 16) / 4;
         if (lb > 31) lb = 31;
         ctr_update(&c->sm[lb * 2 + ebit], y, 1023);
+    }
+}
+
+/* After byte b: the run of each model's byte-level slot (if still its own). */
+static void update_runs(uint32_t *const *slot0, const ByteCtx *x, int b) {
+    for (int i = 0; i < NCM; i++) {
+        uint32_t *s = slot0[i];
+        if (s == (uint32_t *)EMPTY_SLOT || (s[0] & 0xFFFF) != ((uint32_t)(x->h[i] & 0xFFFF) | 1)) continue;
+        uint32_t rn = s[0] >> 24, rb = (s[0] >> 16) & 255;
+        if (rn && rb == (uint32_t)b)
+            rn = rn < 255 ? rn + 1 : 255;
+        else
+            rn = 1;
+        s[0] = (s[0] & 0xFFFF) | ((uint32_t)b << 16) | (rn << 24);
+    }
+}
+
+/* learn(): the run maps learn from the runs as they were before the byte */
+static void learn_runs(Core *c, uint32_t *const *slot0, int b) {
+    for (int i = 0; i < NCM; i++) {
+        uint32_t rn = slot0[i][0] >> 24, rb = (slot0[i][0] >> 16) & 255;
+        if (!rn) continue;
+        for (int bitpos = 0; bitpos < 8; bitpos++) {
+            int e = (rb >> (7 - bitpos)) & 1, y = (b >> (7 - bitpos)) & 1;
+            ctr_update(&c->rm[i * 64 + (int)(rn < 31 ? rn : 31) * 2 + e], y, 1023);
+            if (e != y) break;
+        }
     }
 }
 
@@ -597,19 +683,25 @@ static void core_learn(Core *c, const uint8_t *d, Py_ssize_t n) {
         int L = b < CTX_BYTES ? (int)b : CTX_BYTES;
         const ByteCtx *cx = &x[b & 1];
         int byte = d[b];
+        uint32_t *slot0[NCM];
         for (int half = 0; half < 2; half++) {
             for (int k = 0; k < NCM; k++) slots[k] = slot_find(c, hs[b & 1][half][k], 1);
+            if (!half) {
+                memcpy(slot0, slots, sizeof slots);
+                learn_runs(c, slot0, byte);
+            }
             int j = 1;
             for (int k = 0; k < 4; k++) {
                 int bitpos = half * 4 + k;
                 int c0 = (byte | 256) >> (8 - bitpos);
                 int y = (byte >> (7 - bitpos)) & 1;
-                update_counters_maps(c, slots, j, y);
+                update_counters(c, slots, j, y);
                 update_match(c, c0, bitpos, cx, y);
                 j = j * 2 + y;
             }
         }
-        append_byte(c, d + b - L, L, byte);
+        update_runs(slot0, cx, byte);
+        append_byte(c, cx, L, byte);
     }
     c->bytes_learned += (uint64_t)n;
     c->files_learned++;
@@ -641,14 +733,19 @@ static void core_score(Core *c, const uint8_t *buf, Py_ssize_t off, Py_ssize_t n
          * sees it); the counters of a nibble are updated once its four predictions
          * are made (the other nibble's slots are other slots), the shared state
          * (mixers, APMs, match counters) after the whole byte. */
+        uint32_t *slot0[NCM], run[NCM];
         for (int half = 0; half < 2; half++) {
             find_slots(c, &x, half ? (byte >> 4) : -1, 1, slots);
+            if (!half) {
+                memcpy(slot0, slots, sizeof slots);
+                for (int k = 0; k < NCM; k++) run[k] = slots[k][0];
+            }
             int j = 1;
             for (int k = 0; k < 4; k++) {
                 int bitpos = half * 4 + k;
                 int c0 = (byte | 256) >> (8 - bitpos);
                 int y = (byte >> (7 - bitpos)) & 1;
-                predict_bit(c, slots, j, c0, bitpos, &x, &t, &bits[bitpos]);
+                predict_bit(c, slots, run, j, c0, bitpos, &x, &t, &bits[bitpos]);
                 cost -= log2(y ? (double)bits[bitpos].p : 1.0 - (double)bits[bitpos].p);
                 j = j * 2 + y;
             }
@@ -666,7 +763,8 @@ static void core_score(Core *c, const uint8_t *buf, Py_ssize_t off, Py_ssize_t n
             update_match(c, c0, bitpos, &x, y);
         }
         out[i] = cost;
-        append_byte(c, w, L, byte);
+        update_runs(slot0, &x, byte);
+        append_byte(c, &x, L, byte);
     }
     c->bytes_scored += (uint64_t)n;
 }
@@ -680,11 +778,13 @@ static void core_predict(Core *c, const uint8_t *w, int L, const double *lp, dou
     double pn[32]; /* probability of each node of the first nibble, heap order 1..31 */
     byte_ctx(c, w, L, &x);
     lstm_tree(lp, &t);
+    uint32_t run[NCM];
     find_slots(c, &x, -1, 0, slots);
+    for (int k = 0; k < NCM; k++) run[k] = slots[k][0];
     pn[1] = 1.0 - t.p256;
     for (int c0 = 1; c0 < 16; c0++) {
         int bitpos = c0 >= 8 ? 3 : (c0 >= 4 ? 2 : (c0 >= 2 ? 1 : 0));
-        predict_bit(c, slots, c0, c0, bitpos, &x, &t, &b);
+        predict_bit(c, slots, run, c0, c0, bitpos, &x, &t, &b);
         pn[2 * c0 + 1] = pn[c0] * (double)b.p;
         pn[2 * c0] = pn[c0] * (1.0 - (double)b.p);
     }
@@ -695,7 +795,7 @@ static void core_predict(Core *c, const uint8_t *w, int L, const double *lp, dou
         for (int j = 1; j < 16; j++) {
             int k = j >= 8 ? 3 : (j >= 4 ? 2 : (j >= 2 ? 1 : 0));
             int c0 = ((16 + hn) << k) | (j ^ (1 << k));
-            predict_bit(c, slots, j, c0, 4 + k, &x, &t, &b);
+            predict_bit(c, slots, run, j, c0, 4 + k, &x, &t, &b);
             q[2 * j + 1] = q[j] * (double)b.p;
             q[2 * j] = q[j] * (1.0 - (double)b.p);
         }
@@ -712,7 +812,7 @@ typedef struct {
     uint32_t nin, ncm, hist_bits, mt_bits;
     uint64_t memory_cap, cm_slots, total, bytes_learned, files_learned, bytes_scored, docs_scored,
         updates;
-    float lr_mix, lr_final, apm_rate, w_apm1, w_apm2;
+    float lr_mix, lr_final, apm_rate, w_apm1, w_apm2, lr_boost;
     uint32_t limit;
 } Header;
 
@@ -740,13 +840,14 @@ static int parts(const Core *c, Part *p) {
     p[2].ptr = c->mt, p[2].bytes = (size_t)8 << c->mt_bits;
     p[3].ptr = c->sm, p[3].bytes = SM_N * 4;
     p[10].ptr = c->am, p[10].bytes = AM_N * 4;
+    p[11].ptr = c->rm, p[11].bytes = RM_N * 4;
     p[4].ptr = c->wa, p[4].bytes = sizeof(float) * NSETS_A * NIN;
     p[5].ptr = c->wb, p[5].bytes = sizeof(float) * NSETS_B * NIN;
     p[6].ptr = c->wc, p[6].bytes = sizeof(float) * NSETS_C * NIN;
     p[7].ptr = c->wf, p[7].bytes = sizeof(float) * NSETS_F * NFIN;
     p[8].ptr = c->apm1, p[8].bytes = 2 * 256 * APM_N;
     p[9].ptr = c->apm2, p[9].bytes = (size_t)2 * 65536 * APM_N;
-    return 11;
+    return 12;
 }
 
 /* ------------------------------------------------------- Python type */
@@ -764,13 +865,13 @@ static void Core_dealloc(CoreObject *self) {
 
 static int Core_init(CoreObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"memory_bytes", "lr_mix", "lr_final", "apm_rate", "w_apm1", "w_apm2",
-                             "limit", NULL};
+                             "limit", "lr_boost", NULL};
     unsigned long long mem = 64ULL << 20;
     Params p;
     default_params(&p);
     unsigned int limit = p.limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KfffffI", kwlist, &mem, &p.lr_mix, &p.lr_final,
-                                     &p.apm_rate, &p.w_apm1, &p.w_apm2, &limit))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|KfffffIf", kwlist, &mem, &p.lr_mix, &p.lr_final,
+                                     &p.apm_rate, &p.w_apm1, &p.w_apm2, &limit, &p.lr_boost))
         return -1;
     p.limit = limit;
     if (!params_ok(&p)) {
@@ -920,6 +1021,7 @@ static PyObject *Core_dumps(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
     h.w_apm1 = c->prm.w_apm1;
     h.w_apm2 = c->prm.w_apm2;
     h.limit = c->prm.limit;
+    h.lr_boost = c->prm.lr_boost;
     Part p[16];
     int np = parts(c, p);
     size_t total = sizeof h + 8;
@@ -1015,6 +1117,7 @@ static PyObject *mod_loads(PyObject *mod, PyObject *args) {
     tmp.prm.w_apm1 = h.w_apm1;
     tmp.prm.w_apm2 = h.w_apm2;
     tmp.prm.limit = h.limit;
+    tmp.prm.lr_boost = h.lr_boost;
     if (!params_ok(&tmp.prm)) {
         err = bad_state("adaptive state file holds parameters out of range");
         goto done;
