@@ -6,7 +6,10 @@ so serving, sampling and evaluation install and start without it.
 - The recurrence runs in C (the ``_lstm`` extension, _lstm.c) where it is built,
   else in NumPy. Layer 0's input projection is a row lookup in a table
   (embedding @ W_ih + biases), and the gates are reordered to (i, f, o, g) so
-  one sigmoid covers three of them.
+  one sigmoid covers three of them. For the bundled 2x256 model on the 2-core
+  development CPU (AMD EPYC, AVX2; CPU time, bench/lstm_kernels.py): a step at
+  batch 1 takes 0.06 ms (NumPy 0.14), at batch 5 0.12 ms (NumPy 0.6), and
+  reading 2,048 bytes 87 ms (NumPy 177 ms, torch's oneDNN nn.LSTM 108 ms).
 - A step (every layer, and the head for ``step``) is one call into the
   extension, for one row or a few (the completion beam). In NumPy it is a
   hand-written cell of ~8 operations per layer, whose per-call overhead, not the
