@@ -291,7 +291,7 @@ static int verify(const Core *c, uint64_t p, const uint8_t *w, int L) {
 
 static inline int x_c1(const uint8_t *w, int L) { return L > 0 ? w[L - 1] : 256; }
 
-static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
+static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x, int with_match) {
     /* orders */
     uint64_t h = 0x243F6A8885A308D3ULL;
     int oi = 0;
@@ -342,6 +342,7 @@ static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x) {
     /* match */
     x->mbyte = -1;
     x->mlen = 0;
+    if (!with_match) return;
     uint32_t mmask = ((uint32_t)1 << c->mt_bits) - 1;
     if (L >= MATCH_LONG) {
         uint64_t p = resolve(c, c->mt[(x->h[IDX_LONG] >> 8) & mmask]);
@@ -434,6 +435,7 @@ typedef struct {
  * (no libm), and several times faster than exp(). */
 static inline double exp_neg(double x) {
     if (!(x > -700.0)) return 0.0; /* also NaN */
+    if (x > 0.0) x = 0.0;
     double k = floor(x * 1.4426950408889634 + 0.5);
     double r = x - k * 0.6931471805599453;
     double p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 +
@@ -662,41 +664,39 @@ static void find_slots(Core *c, const ByteCtx *x, int hn, int insert, uint32_t *
 
 /* Learn one file: counters, match model and history; no mixing. The slots of
  * the next byte are prefetched while this one is learned. */
+#define AHEAD 4 /* bytes whose slots are prefetched ahead (a power of 2) */
 static void core_learn(Core *c, const uint8_t *d, Py_ssize_t n) {
-    ByteCtx x[2];
+    ByteCtx x[AHEAD];
     uint32_t *slots[NCM];
-    uint64_t hs[2][2][NCM];
-    for (Py_ssize_t i = 0; i <= n; i++) {
+    uint64_t hs[AHEAD][2][NCM];
+    for (Py_ssize_t i = 0; i < n + AHEAD - 1; i++) {
         if (i < n) { /* context of byte i: hashes and prefetches */
             int L = i < CTX_BYTES ? (int)i : CTX_BYTES;
-            ByteCtx *cx = &x[i & 1];
-            byte_ctx(c, d + i - L, L, cx);
+            ByteCtx *cx = &x[i & (AHEAD - 1)];
+            byte_ctx(c, d + i - L, L, cx, 0); /* the match model learns in score() */
             for (int k = 0; k < NCM; k++) {
-                hs[i & 1][0][k] = cx->h[k];
-                hs[i & 1][1][k] = nib_hash(cx->h[k], d[i] >> 4);
-                prefetch_slot(c, hs[i & 1][0][k]);
-                prefetch_slot(c, hs[i & 1][1][k]);
+                hs[i & (AHEAD - 1)][0][k] = cx->h[k];
+                hs[i & (AHEAD - 1)][1][k] = nib_hash(cx->h[k], d[i] >> 4);
+                prefetch_slot(c, hs[i & (AHEAD - 1)][0][k]);
+                prefetch_slot(c, hs[i & (AHEAD - 1)][1][k]);
             }
         }
-        if (i == 0) continue;
-        Py_ssize_t b = i - 1; /* learn byte b */
+        if (i < AHEAD - 1) continue;
+        Py_ssize_t b = i - (AHEAD - 1); /* learn byte b */
         int L = b < CTX_BYTES ? (int)b : CTX_BYTES;
-        const ByteCtx *cx = &x[b & 1];
+        const ByteCtx *cx = &x[b & (AHEAD - 1)];
         int byte = d[b];
         uint32_t *slot0[NCM];
         for (int half = 0; half < 2; half++) {
-            for (int k = 0; k < NCM; k++) slots[k] = slot_find(c, hs[b & 1][half][k], 1);
+            for (int k = 0; k < NCM; k++) slots[k] = slot_find(c, hs[b & (AHEAD - 1)][half][k], 1);
             if (!half) {
                 memcpy(slot0, slots, sizeof slots);
                 learn_runs(c, slot0, byte);
             }
             int j = 1;
             for (int k = 0; k < 4; k++) {
-                int bitpos = half * 4 + k;
-                int c0 = (byte | 256) >> (8 - bitpos);
-                int y = (byte >> (7 - bitpos)) & 1;
+                int y = (byte >> (7 - half * 4 - k)) & 1;
                 update_counters(c, slots, j, y);
-                update_match(c, c0, bitpos, cx, y);
                 j = j * 2 + y;
             }
         }
@@ -725,7 +725,7 @@ static void core_score(Core *c, const uint8_t *buf, Py_ssize_t off, Py_ssize_t n
         Py_ssize_t pos = off + i;
         int L = pos < CTX_BYTES ? (int)pos : CTX_BYTES;
         const uint8_t *w = buf + pos - L;
-        byte_ctx(c, w, L, &x);
+        byte_ctx(c, w, L, &x, 1);
         if (lp) lstm_tree(lp + (size_t)i * NSYM, &t);
         int byte = buf[pos];
         double cost = -log2(1.0 - t.p256);
@@ -776,7 +776,7 @@ static void core_predict(Core *c, const uint8_t *w, int L, const double *lp, dou
     Bit b;
     uint32_t *slots[NCM];
     double pn[32]; /* probability of each node of the first nibble, heap order 1..31 */
-    byte_ctx(c, w, L, &x);
+    byte_ctx(c, w, L, &x, 1);
     lstm_tree(lp, &t);
     uint32_t run[NCM];
     find_slots(c, &x, -1, 0, slots);

@@ -46,23 +46,26 @@ _adaptive.set_error(AdaptiveStateError)
 
 
 def _log_probs(x: np.ndarray) -> np.ndarray:
-    """Natural-log probabilities (float64, 257) from logits, log-probs or probabilities.
+    """Logits (float64, 257) from logits, log-probabilities or probabilities.
 
     A non-negative vector summing to 1 is taken as probabilities; anything else as
-    logits (log-probabilities are logits).
+    logits (log-probabilities are logits). The core normalises.
     """
-    v = np.asarray(x, dtype=np.float64).reshape(-1)
+    v = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
     if v.shape[0] != VOCAB_SIZE:
         raise ValueError(f"expected {VOCAB_SIZE} values, got {v.shape[0]}")
-    if np.all(v >= 0) and abs(float(v.sum()) - 1.0) < 1e-3:
+    if v.min() >= 0.0 and abs(float(v.sum()) - 1.0) < 1e-3:
         with np.errstate(divide="ignore"):
-            v = np.log(v)
+            return np.log(v)
+    if np.isfinite(v.max()):
+        return v
+    # NaN or +inf somewhere: NaN counts as impossible, +inf as certain
     v = np.where(np.isnan(v), -np.inf, v)
-    m = np.max(v)
-    if not np.isfinite(m):
-        return np.full(VOCAB_SIZE, -np.log(VOCAB_SIZE))
-    z = v - m
-    return np.ascontiguousarray(z - np.log(np.exp(z).sum()))
+    if np.isposinf(v).any():
+        return np.where(np.isposinf(v), 0.0, -np.inf)
+    if not np.isfinite(v.max()):
+        return np.zeros(VOCAB_SIZE)
+    return v
 
 
 class AdaptiveModel:
