@@ -6,8 +6,8 @@
 import * as vscode from "vscode";
 
 import { registerCommands } from "./common/commands";
-import { createLogChannel } from "./common/log";
 import { onPythonExtensionInterpreterChange } from "./common/interpreterDiscovery";
+import { createLogChannel } from "./common/log";
 import { ServerManager } from "./common/server";
 import { EnvironmentSetup } from "./common/setup";
 import { LanguageStatus } from "./common/status";

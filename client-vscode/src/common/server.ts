@@ -17,8 +17,8 @@ import {
   State,
 } from "vscode-languageclient/node";
 
-import { delay, EditsWhileStarting, lspInlineContext, middlewareDelay } from "./inline";
 import { existingPrivateEnvPython } from "./environmentCreation";
+import { delay, EditsWhileStarting, lspInlineContext, middlewareDelay } from "./inline";
 import {
   candidateList,
   probeInterpreter,
