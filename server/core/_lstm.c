@@ -1,8 +1,8 @@
 /*
  * charcode.server.core._lstm: the LSTM recurrence of core/lstm.py in C.
  *
- * Two entry points, both on float32 arrays passed through the buffer
- * protocol (C-contiguous, format "f"; no numpy headers):
+ * Two entry points (and isa()/set_isa() for tests), on float32 arrays passed
+ * through the buffer protocol (C-contiguous, format "f"; no numpy headers):
  *
  *   layer(proj, w_hh_t, h, c, out)
  *       One layer over a sequence (batch 1): for t in range(T),
@@ -10,11 +10,15 @@
  *       c = f*c + i*tanh(g); h = o*tanh(c); out[t] = h.
  *       proj (T, 4H), w_hh_t (H, 4H), h and c (H,) updated in place, out (T, H).
  *
- *   Cell(table0, w_hh_t, w_ih_t, bias, head_w_t, head_b).step(symbols, h, c,
- *        h_out, c_out, logits)
+ *   Cell(table0, w_hh_t, w_ih_t, bias, head_w_t, head_b)
+ *       An LSTM's weights (w_ih_t and bias for layers 1..), kept as views, so
+ *       that a call checks only its own arguments, and packed (below).
+ *     .step(symbols, h, c, h_out, c_out, logits=None)
  *       Every layer of one step for a few batch rows, and optionally the
- *       head: what NumpyLSTM._advance and NumpyLSTM.step do. The Cell keeps
- *       views of the weights, so a step checks only its own arguments.
+ *       head: what NumpyLSTM._advance and NumpyLSTM.step do. States
+ *       (layers, batch, hidden), logits (batch, vocab).
+ *     .layer(k, proj, h, c, out)
+ *       layer() with the weights of layer k.
  *
  * The kernels are compiled twice: for the baseline target (plain C that the
  * compiler vectorises) and, on x86, with __attribute__((target("avx2,fma")))
@@ -30,8 +34,8 @@
  *     panels x 16) stay in registers while a panel streams by, and each
  *     vector of weights is loaded once for all the rows. A Cell packs its
  *     weights once (as much memory again, where NumpyLSTM no longer keeps the
- *     stacked [W_ih; W_hh] the NumPy steps use); layer() packs w_hh_t per call
- *     when it reads 16 positions or more.
+ *     stacked [W_ih; W_hh] the NumPy steps use); the module's layer() packs
+ *     w_hh_t per call when it reads 64 positions or more.
  * At batch 1 each weight is used once per step (a 2x256 model's step reads
  * 3.3 MB, more than L2), so the products run at the speed the weights come
  * in, about 60 GB/s on the development CPU; five batch rows cost about twice
@@ -113,7 +117,7 @@ ALWAYS_INLINE float tanh_approx(float x) { return 2.0f / (1.0f + exp_approx(-2.0
  * tiles, so that a tile of g for each batch row stays in L1 too. */
 #define COL_TILE 256
 #define PANEL 16
-#define PACK_MIN_POSITIONS 16
+#define PACK_MIN_POSITIONS 64
 
 ALWAYS_INLINE void gemv_generic(const float *restrict x, ptrdiff_t ldx, Py_ssize_t B,
                          const float *restrict w, const float *restrict packed, Py_ssize_t n,
@@ -438,28 +442,32 @@ ALWAYS_INLINE void step_body(const StepArgs *a, gemv_fn gemv) {
     }
 }
 
-static void layer_generic(const float *proj, const float *w_hh_t, float *h, float *c, float *out,
-                          Py_ssize_t T, Py_ssize_t H, float *g) {
+static void layer_generic(const float *proj, const float *w_hh_t, const float *packed, float *h,
+                          float *c, float *out, Py_ssize_t T, Py_ssize_t H, float *g) {
+    (void)packed;
     layer_body(proj, w_hh_t, NULL, h, c, out, T, H, g, gemv_generic);
 }
 
 static void step_generic(const StepArgs *a) { step_body(a, gemv_generic); }
 
 #if HAVE_AVX2_KERNELS
-TARGET_AVX2 static void layer_avx2(const float *proj, const float *w_hh_t, float *h, float *c,
-                                   float *out, Py_ssize_t T, Py_ssize_t H, float *g) {
-    /* packing costs about as much as a few positions: for longer sequences only; without
-     * the memory, the unpacked product */
-    float *packed = T >= PACK_MIN_POSITIONS ? pack_panels(w_hh_t, H, 4 * H) : NULL;
+TARGET_AVX2 static void layer_avx2(const float *proj, const float *w_hh_t, const float *packed,
+                                   float *h, float *c, float *out, Py_ssize_t T, Py_ssize_t H,
+                                   float *g) {
+    /* Without packed weights (the module's layer()), packing them pays from about 50
+     * positions on (it costs about 0.1 ms for a 2x256 model); without the memory, the
+     * unpacked product. */
+    float *own = NULL;
+    if (!packed && T >= PACK_MIN_POSITIONS) packed = own = pack_panels(w_hh_t, H, 4 * H);
     layer_body(proj, w_hh_t, packed, h, c, out, T, H, g, gemv_avx2);
-    PyMem_RawFree(packed);
+    PyMem_RawFree(own);
 }
 
 TARGET_AVX2 static void step_avx2(const StepArgs *a) { step_body(a, gemv_avx2); }
 #endif
 
-typedef void (*layer_fn)(const float *, const float *, float *, float *, float *, Py_ssize_t,
-                         Py_ssize_t, float *);
+typedef void (*layer_fn)(const float *, const float *, const float *, float *, float *, float *,
+                         Py_ssize_t, Py_ssize_t, float *);
 typedef void (*step_fn)(const StepArgs *);
 
 static layer_fn layer_impl = layer_generic;
@@ -561,56 +569,71 @@ static void release_all(Py_buffer *bufs, int n) {
 
 /* ---- layer() ---- */
 
+/* One layer over proj's T positions with the recurrent weights wb (H, 4H), already checked, and
+ * their panels (or NULL); proj, h, c and out are checked here. */
+static PyObject *run_layer(PyObject *o_proj, Py_buffer *wb, const float *packed, PyObject *o_h,
+                           PyObject *o_c, PyObject *o_out) {
+    static const char *const names[5] = {"proj", "w_hh_t", "h", "c", "out"};
+    const Py_ssize_t H = wb->shape[0];
+    Py_buffer bufs[5];
+    int got[5] = {0, 1, 0, 0, 0};
+    bufs[1] = *wb;
+    Py_ssize_t s_proj[2] = {-1, 4 * H}, s_h[1] = {H}, s_c[1] = {H};
+    PyObject *ret = NULL;
+    if (get_f32(o_proj, &bufs[0], 0, 2, s_proj, "proj") < 0) goto done;
+    got[0] = 1;
+    const Py_ssize_t T = s_proj[0];
+    Py_ssize_t s_out[2] = {T, H};
+    if (get_f32(o_h, &bufs[2], 1, 1, s_h, "h") < 0) goto done;
+    got[2] = 1;
+    if (get_f32(o_c, &bufs[3], 1, 1, s_c, "c") < 0) goto done;
+    got[3] = 1;
+    if (get_f32(o_out, &bufs[4], 1, 2, s_out, "out") < 0) goto done;
+    got[4] = 1;
+    {
+        Py_buffer *p[5] = {&bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4]};
+        static const int written[5] = {0, 0, 1, 1, 1};
+        if (check_overlaps(p, written, 5, names) < 0) goto done;
+    }
+    if (T > 0 && H > 0) {
+        float *g = (float *)PyMem_RawMalloc((size_t)(4 * H) * sizeof(float));
+        if (!g) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS;
+        layer_impl((const float *)bufs[0].buf, (const float *)wb->buf, packed,
+                   (float *)bufs[2].buf, (float *)bufs[3].buf, (float *)bufs[4].buf, T, H, g);
+        Py_END_ALLOW_THREADS;
+        PyMem_RawFree(g);
+    }
+    Py_INCREF(Py_None);
+    ret = Py_None;
+done:
+    for (int i = 0; i < 5; i++)
+        if (got[i] && i != 1) PyBuffer_Release(&bufs[i]);
+    return ret;
+}
+
 static PyObject *mod_layer(PyObject *mod, PyObject *const *args, Py_ssize_t nargs) {
     (void)mod;
-    static const char *const names[5] = {"proj", "w_hh_t", "h", "c", "out"};
     if (nargs != 5) {
         PyErr_Format(PyExc_TypeError, "layer() takes 5 arguments (proj, w_hh_t, h, c, out), got %zd",
                      nargs);
         return NULL;
     }
-    Py_buffer bufs[5];
-    Py_ssize_t s_h[1] = {-1};
-    if (get_f32(args[2], &bufs[2], 1, 1, s_h, "h") < 0) return NULL;
-    const Py_ssize_t H = s_h[0];
-    Py_ssize_t s_proj[2] = {-1, 4 * H}, s_w[2] = {H, 4 * H}, s_c[1] = {H};
-    if (get_f32(args[0], &bufs[0], 0, 2, s_proj, "proj") < 0) goto fail2;
-    const Py_ssize_t T = s_proj[0];
-    Py_ssize_t s_out[2] = {T, H};
-    if (get_f32(args[1], &bufs[1], 0, 2, s_w, "w_hh_t") < 0) goto fail0;
-    if (get_f32(args[3], &bufs[3], 1, 1, s_c, "c") < 0) goto fail01;
-    if (get_f32(args[4], &bufs[4], 1, 2, s_out, "out") < 0) goto fail013;
-    {
-        Py_buffer *p[5] = {&bufs[0], &bufs[1], &bufs[2], &bufs[3], &bufs[4]};
-        static const int written[5] = {0, 0, 1, 1, 1};
-        if (check_overlaps(p, written, 5, names) < 0) {
-            release_all(bufs, 5);
-            return NULL;
-        }
+    Py_buffer wb;
+    Py_ssize_t s_w[2] = {-1, -1};
+    if (get_f32(args[1], &wb, 0, 2, s_w, "w_hh_t") < 0) return NULL;
+    if (s_w[1] != 4 * s_w[0]) {
+        PyErr_Format(PyExc_ValueError, "w_hh_t: expected shape (H, 4H), got (%zd, %zd)", s_w[0],
+                     s_w[1]);
+        PyBuffer_Release(&wb);
+        return NULL;
     }
-    if (T > 0 && H > 0) {
-        float *g = (float *)malloc((size_t)(4 * H) * sizeof(float));
-        if (!g) {
-            release_all(bufs, 5);
-            return PyErr_NoMemory();
-        }
-        Py_BEGIN_ALLOW_THREADS;
-        layer_impl((const float *)bufs[0].buf, (const float *)bufs[1].buf, (float *)bufs[2].buf,
-                   (float *)bufs[3].buf, (float *)bufs[4].buf, T, H, g);
-        Py_END_ALLOW_THREADS;
-        free(g);
-    }
-    release_all(bufs, 5);
-    Py_RETURN_NONE;
-fail013:
-    PyBuffer_Release(&bufs[3]);
-fail01:
-    PyBuffer_Release(&bufs[1]);
-fail0:
-    PyBuffer_Release(&bufs[0]);
-fail2:
-    PyBuffer_Release(&bufs[2]);
-    return NULL;
+    PyObject *ret = run_layer(args[0], &wb, NULL, args[2], args[3], args[4]);
+    PyBuffer_Release(&wb);
+    return ret;
 }
 
 /* ---- Cell ---- */
@@ -618,6 +641,7 @@ fail2:
 typedef struct {
     PyObject_HEAD int nbufs;
     Py_buffer *bufs; /* the weights' views, held while the Cell lives */
+    Py_buffer *hh_buf[MAX_LAYERS];
     Weights w;
 } CellObject;
 
@@ -633,6 +657,7 @@ static void Cell_clear(CellObject *self) {
     }
     self->bufs = NULL;
     self->nbufs = 0;
+    memset(self->hh_buf, 0, sizeof self->hh_buf);
     memset(&self->w, 0, sizeof self->w);
 }
 
@@ -689,6 +714,7 @@ static int Cell_init(CellObject *self, PyObject *args, PyObject *kwds) {
         if (get_f32(PySequence_Fast_GET_ITEM(hh, k), &self->bufs[self->nbufs], 0, 2, s_w,
                     "w_hh_t") < 0)
             goto done;
+        self->hh_buf[k] = &self->bufs[self->nbufs];
         self->w.w_hh_t[k] = (const float *)self->bufs[self->nbufs++].buf;
         if (k == 0) continue;
         if (get_f32(PySequence_Fast_GET_ITEM(ih, k - 1), &self->bufs[self->nbufs], 0, 2, s_w,
@@ -813,6 +839,27 @@ fail:
     return NULL;
 }
 
+/* layer(k, proj, h, c, out): layer k over a sequence, with the Cell's recurrent weights */
+static PyObject *Cell_layer(CellObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (self->w.L == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "Cell not initialised");
+        return NULL;
+    }
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "layer() takes 5 arguments (k, proj, h, c, out), got %zd",
+                     nargs);
+        return NULL;
+    }
+    const Py_ssize_t k = PyLong_AsSsize_t(args[0]);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    if (k < 0 || k >= self->w.L) {
+        PyErr_Format(PyExc_ValueError, "layer %zd: the Cell has layers 0 to %zd", k,
+                     self->w.L - 1);
+        return NULL;
+    }
+    return run_layer(args[1], self->hh_buf[k], self->w.pk_hh[k], args[2], args[3], args[4]);
+}
+
 static PyObject *Cell_get_layers(CellObject *self, void *closure) {
     (void)closure;
     return PyLong_FromSsize_t(self->w.L);
@@ -835,6 +882,9 @@ static PyGetSetDef Cell_getset[] = {
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyMethodDef Cell_methods[] = {
+    {"layer", (PyCFunction)(void (*)(void))Cell_layer, METH_FASTCALL,
+     "layer(k, proj, h, c, out): the module's layer() with the Cell's layer k weights (and "
+     "their packed copy)"},
     {"step", (PyCFunction)(void (*)(void))Cell_step, METH_FASTCALL,
      "step(symbols, h, c, h_out, c_out, logits=None): one symbol per batch row through every "
      "layer; states (layers, batch, hidden), logits (batch, vocab); all float32 C-contiguous"},

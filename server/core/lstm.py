@@ -17,7 +17,7 @@ so serving, sampling and evaluation install and start without it.
 - Reading text in bulk goes layer by layer, as cuDNN does: a layer's input
   projections for every position are one matrix product (BLAS), and only the
   recurrent product is left inside the loop over positions, which is
-  ``_lstm.layer``, or in NumPy a Python loop.
+  ``Cell.layer`` in the extension, or in NumPy a Python loop.
 
 States are ``(h, c)`` arrays of shape (layers, batch, hidden), float32, never
 modified in place, so a snapshot can be shared by the cache and a decoder.
@@ -250,7 +250,7 @@ class NumpyLSTM:
             if self._cell is not None:
                 h, c = hs[k, 0], cs[k, 0]
                 h[...], c[...] = h_in[k, 0], c_in[k, 0]
-                _lstm.layer(proj, w_hh, h, c, out)
+                self._cell.layer(k, proj, h, c, out)  # _lstm.layer with packed weights
                 seq = out
                 continue
             h, c = h_in[k, 0], c_in[k, 0].copy()

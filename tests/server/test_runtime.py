@@ -163,6 +163,36 @@ def test_kernel_layer_matches_float64(isa, H, T):
     assert (h == before[0]).all() and (c == before[1]).all()
 
 
+def test_cell_layer_matches_layer(isa):
+    """Cell.layer uses the Cell's packed copy of the weights; layer() packs its own from 64
+    positions, or uses them as they are."""
+    H, V = 40, 7
+    rng = np.random.default_rng(3)
+    w = [rng.normal(0, 0.2, (H, 4 * H)).astype(np.float32) for _ in range(2)]
+    cell = _lstm.Cell(
+        np.zeros((V, 4 * H), np.float32),
+        w,
+        [w[0]],
+        [np.zeros(4 * H, np.float32)],
+        np.zeros((H, V), np.float32),
+        np.zeros(V, np.float32),
+    )
+    for T in (3, 100):
+        proj = rng.normal(0, 1, (T, 4 * H)).astype(np.float32)
+        ref_out, ref_h, ref_c = reference_layer(proj, w[1], np.zeros(H), np.zeros(H))
+        for run in (
+            lambda *state, proj=proj: cell.layer(1, proj, *state),
+            lambda *state, proj=proj: _lstm.layer(proj, w[1], *state),
+        ):
+            h, c, out = (
+                np.zeros(H, np.float32),
+                np.zeros(H, np.float32),
+                np.empty((T, H), np.float32),
+            )
+            run(h, c, out)
+            assert abs(out - ref_out).max() < 2e-6 and abs(c - ref_c).max() < 2e-5
+
+
 def test_kernel_activations_are_accurate(isa):
     """One step from h = c = 0 with no recurrent weights: c = sigmoid(i) * tanh(g), so
     saturating one of the two shows the other."""
@@ -294,6 +324,19 @@ def test_kernel_rejects_bad_arguments():
             cell.step(*step_args(**kw))
     with pytest.raises(TypeError):
         cell.step([1, 2, 3])
+    cell.layer(1, proj, h, c, out)
+    for args, error in [
+        ((2, proj, h, c, out), ValueError),  # no such layer
+        ((-1, proj, h, c, out), ValueError),
+        (("0", proj, h, c, out), TypeError),
+        ((0, proj, h, c), TypeError),
+        ((0, proj[:, :-1], h, c, out), ValueError),
+        ((0, proj, h, c, out[:-1]), ValueError),
+        ((0, proj, h, c, out.astype(np.float64)), TypeError),
+        ((0, proj, w[0, :H], c, out), ValueError),  # h inside the Cell's weights
+    ]:
+        with pytest.raises(error):
+            cell.layer(*args)
     with pytest.raises(RuntimeError):
         _lstm.Cell.__new__(_lstm.Cell).step(*step_args())
     with pytest.raises(ValueError):
