@@ -36,10 +36,11 @@
  *     weights once (as much memory again, where NumpyLSTM no longer keeps the
  *     stacked [W_ih; W_hh] the NumPy steps use); the module's layer() packs
  *     w_hh_t per call when it reads 64 positions or more.
- * At batch 1 each weight is used once per step (a 2x256 model's step reads
- * 3.3 MB, more than L2), so the products run at the speed the weights come
- * in, about 60 GB/s on the development CPU; five batch rows cost about twice
- * one.
+ * At batch 1 each weight is used once per step, so the products run at the
+ * speed the weights come into L1: on the development CPU (Zen 3: 32 bytes a
+ * cycle from L2, and from L3, where a 2x256 model's 3.3 MB are) about 65
+ * GB/s whether or not they fit in L2, like OpenBLAS's sgemv. Five batch rows
+ * cost about twice one.
  *
  * sigmoid and tanh come from one branch-free exp approximation (Cody-Waite
  * range reduction, a degree-7 Taylor polynomial, the power of two built in
