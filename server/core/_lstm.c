@@ -174,10 +174,9 @@ AVX2_INLINE __m256 rows8_avx2(const __m256 *a, const float *w, Py_ssize_t m) {
     return _mm256_add_ps(_mm256_add_ps(p01, p23), _mm256_add_ps(p45, p67));
 }
 
-/* The same product as gemv_generic with AVX2 and FMA intrinsics (the same speed as what
- * GCC 12 makes of gemv_generic for this target, without depending on it): for eight rows of
- * w the factors are broadcast into registers, and each vector of g is loaded and stored once
- * per eight rows. */
+/* The same product as gemv_generic with AVX2 and FMA intrinsics, for weights that are not
+ * packed (a short layer() call): for eight rows of w the factors are broadcast into registers,
+ * and each vector of g is loaded and stored once per eight rows. */
 TARGET_AVX2 static void gemv_avx2_rows(const float *restrict x, ptrdiff_t ldx, Py_ssize_t B,
                                        const float *restrict w, Py_ssize_t n, Py_ssize_t m,
                                        float *restrict g, ptrdiff_t ldg) {
@@ -402,7 +401,7 @@ typedef struct {
     const float *bias[MAX_LAYERS];   /* (4H), layers 1.. */
     const float *head_w_t;           /* (H, V) */
     const float *head_b;             /* (V) */
-    /* the same in panels (pack_panels), for the AVX2 steps; NULL where not made */
+    /* the same in panels (pack_panels), for the AVX2 kernels; NULL where the CPU has none */
     float *pk_hh[MAX_LAYERS], *pk_ih[MAX_LAYERS], *pk_head;
 } Weights;
 
@@ -732,7 +731,7 @@ static int Cell_init(CellObject *self, PyObject *args, PyObject *kwds) {
     self->w.head_w_t = (const float *)self->bufs[self->nbufs++].buf;
     if (get_f32(o_head_b, &self->bufs[self->nbufs], 0, 1, s_hb, "head_b") < 0) goto done;
     self->w.head_b = (const float *)self->bufs[self->nbufs++].buf;
-    if (HAVE_AVX2_KERNELS) {
+    if (cpu_has_avx2()) {
         for (Py_ssize_t k = 0; k < L; k++) {
             if (!(self->w.pk_hh[k] = pack_panels(self->w.w_hh_t[k], H, 4 * H))) goto nomem;
             if (k && !(self->w.pk_ih[k] = pack_panels(self->w.w_ih_t[k], H, 4 * H))) goto nomem;
