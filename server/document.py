@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from lsprotocol import types
 
+from charcode.training.symbols import is_continuation
+
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
 _NL, _CR = 10, 13
 
@@ -36,10 +38,6 @@ def line_break_ends(data: bytes, base: int = 0) -> np.ndarray:
     lone_cr = arr == _CR
     lone_cr[:-1] &= ~nl[1:]
     return np.flatnonzero(nl | lone_cr).astype(np.int64) + (base + 1)
-
-
-def _is_continuation(byte: int) -> bool:
-    return (byte & 0xC0) == 0x80
 
 
 def units(text: str, encoding: str) -> int:
@@ -67,7 +65,7 @@ def column_to_bytes(line: bytes, character: int, encoding: str) -> int:
         return min(character, len(line))
     if encoding == UTF8:
         col = min(character, len(line))
-        while 0 < col < len(line) and _is_continuation(line[col]):
+        while 0 < col < len(line) and is_continuation(line[col]):
             col -= 1  # inside a character: round down to its start
         return col
     text = decode(line)

@@ -17,6 +17,7 @@ from pygls.uris import to_fs_path
 from .core.completer import Completer
 from .core.lstm import single_threaded_blas
 from .core.model_store import ERROR, INFO, WARNING, ModelStore, Where
+from .core.once import Once
 from .core.settings import Settings
 from .core.snapshots import DEFAULT_CAP_BYTES, SnapshotCache
 from .core.workspace_memory import WorkspaceMemory
@@ -74,7 +75,7 @@ class CharcodeServer(LanguageServer):
         self.trainer_pids: set[int] = set()
         self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._told: set[str] = set()
+        self._told = Once()
 
     @property
     def encoding(self) -> str:
@@ -133,8 +134,7 @@ class CharcodeServer(LanguageServer):
     def notify_once(
         self, key: str, message: str, kind: types.MessageType = types.MessageType.Info
     ) -> None:
-        if key not in self._told:
-            self._told.add(key)
+        if self._told.first(key):
             self.notify(message, kind)
 
     def shutdown(self) -> None:

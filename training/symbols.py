@@ -25,7 +25,7 @@ def utf8_complete_prefix(data: bytes) -> bytes:
     n = len(data)
     # Walk back over at most 3 continuation bytes to find the last lead byte.
     i = n - 1
-    while i >= 0 and n - i <= 4 and (data[i] & 0xC0) == 0x80:
+    while i >= 0 and n - i <= 4 and is_continuation(data[i]):
         i -= 1
     if i < 0:
         return data if n == 0 else b""

@@ -26,6 +26,7 @@ from charcode.training.model_config import ModelConfig
 from charcode.training.registry import find_model, list_models
 
 from .lstm import NumpyLSTM, single_threaded_blas
+from .once import Once
 from .predictor import Predictor
 from .settings import Settings
 
@@ -118,7 +119,7 @@ class ModelStore:
         self.device = "cpu"
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
-        self._told: set = set()
+        self._told = Once()
 
     def configure(self, where: Where) -> None:
         """New settings or workspace: look again for every language on next use."""
@@ -202,11 +203,8 @@ class ModelStore:
         return f"charcode: no model for {language!r} files, so no completions for them; {hint}."
 
     def _tell_once(self, key, message: str, kind: str) -> None:
-        with self._lock:
-            if key in self._told:
-                return
-            self._told.add(key)
-        self.notify(message, kind)
+        if self._told.first(key):
+            self.notify(message, kind)
 
     def describe(self, language: str) -> dict:
         """charcode.modelInfo's entry for a language (loads it if needed). Inference thread."""
