@@ -34,12 +34,12 @@
 
 #define CTX_BYTES 128
 #define NSYM 257
-#define FORMAT_VERSION 7u
+#define FORMAT_VERSION 9u
 
 /* context models: order 0, orders ORDERS[], two word models */
-static const int ORDERS[] = {1, 2, 3, 4, 5, 6, 8, 12};
-#define NORD 8
-#define MAXORD 12
+static const int ORDERS[] = {1, 2, 3, 4, 5, 6, 8, 12, 16, 24};
+#define NORD 10
+#define MAXORD 24
 #define NCM (1 + NORD + 3)
 #define NIN (4 * NCM + 2 + 2 + 1) /* counters, match, LSTM, bias */
 #define XM (4 * NCM)     /* match inputs */
@@ -128,7 +128,7 @@ static inline uint64_t mix64(uint64_t h) {
 
 static uint64_t fixed_bytes(void) {
     return (uint64_t)SM_N * 4 + (uint64_t)AM_N * 4 + (uint64_t)RM_N * 4 + (uint64_t)(NSETS_A + NSETS_B + NSETS_C) * NIN * 4 +
-           (uint64_t)NSETS_F * NFIN * 4 + (uint64_t)256 * APM_N * 2 + (uint64_t)65536 * APM_N * 2;
+           (uint64_t)NSETS_F * NFIN * 4 + (uint64_t)512 * APM_N * 2 + (uint64_t)131072 * APM_N * 2;
 }
 
 static uint64_t core_bytes(const Core *c) {
@@ -136,7 +136,7 @@ static uint64_t core_bytes(const Core *c) {
            ((uint64_t)8 << c->mt_bits);
 }
 
-#define MIN_MEMORY ((uint64_t)8 << 20)
+#define MIN_MEMORY ((uint64_t)16 << 20)
 #define MAX_MEMORY ((uint64_t)16 << 30)
 
 static int plan_sizes(uint64_t mem, uint64_t *slots, uint32_t *hb, uint32_t *mb) {
@@ -193,8 +193,8 @@ static int core_alloc(Core *c) {
     c->wb = (float *)malloc(sizeof(float) * NSETS_B * NIN);
     c->wc = (float *)malloc(sizeof(float) * NSETS_C * NIN);
     c->wf = (float *)malloc(sizeof(float) * NSETS_F * NFIN);
-    c->apm1 = (uint16_t *)malloc(2 * 256 * APM_N);
-    c->apm2 = (uint16_t *)malloc(2 * 65536 * APM_N);
+    c->apm1 = (uint16_t *)malloc(2 * 512 * APM_N); /* final APM by c0, then the LSTM's by c0 */
+    c->apm2 = (uint16_t *)malloc((size_t)2 * 131072 * APM_N); /* by (c0, c1), then by hash(c0, c1, c2) */
     if (!c->cm || !c->hist || !c->mt || !c->sm || !c->am || !c->rm || !c->wa || !c->wb || !c->wc || !c->wf || !c->apm1 ||
         !c->apm2)
         return -1;
@@ -230,8 +230,8 @@ static void core_reset(Core *c) {
     for (int j = 0; j < APM_N; j++) {
         float p = squash((j - 16) * 0.5f);
         uint16_t v = (uint16_t)(p * 65535.f + 0.5f);
-        for (int k = 0; k < 256; k++) c->apm1[k * APM_N + j] = v;
-        for (int k = 0; k < 65536; k++) c->apm2[(size_t)k * APM_N + j] = v;
+        for (int k = 0; k < 512; k++) c->apm1[k * APM_N + j] = v;
+        for (int k = 0; k < 131072; k++) c->apm2[(size_t)k * APM_N + j] = v;
     }
     c->total = c->bytes_learned = c->files_learned = c->bytes_scored = c->docs_scored = 0;
     c->updates = 0;
@@ -241,10 +241,10 @@ static void core_reset(Core *c) {
  * the reported ones. */
 static void default_params(Params *p) {
     p->lr_mix = 0.005f;
-    p->lr_final = 0.005f;
+    p->lr_final = 0.001f;
     p->apm_rate = 0.02f;
-    p->w_apm1 = 0.1f;
-    p->w_apm2 = 0.4f;
+    p->w_apm1 = 0.05f;
+    p->w_apm2 = 0.75f;
     p->limit = 40;
     p->lr_boost = 0.0f;
 }
@@ -263,7 +263,7 @@ typedef struct {
     uint64_t h[NCM]; /* byte-level context hashes */
     int mbyte;       /* expected byte from the match model, or -1 */
     int mlen;        /* its verified length */
-    int c1;          /* last byte, or 0 at the start */
+    int c1, c2;      /* last bytes, or 0 before the start */
 } ByteCtx;
 
 static inline int is_word(int ch) {
@@ -339,6 +339,7 @@ static void byte_ctx(const Core *c, const uint8_t *w, int L, ByteCtx *x, int wit
                                 (uint64_t)(indent < 255 ? indent : 255)) * 0x9E3779B97F4A7C15ULL + 13);
     }
     x->c1 = L > 0 ? w[L - 1] : 0;
+    x->c2 = L > 1 ? w[L - 2] : 0;
     /* match */
     x->mbyte = -1;
     x->mlen = 0;
@@ -474,8 +475,10 @@ typedef struct {
     float x[NIN];
     float sa, sb, sc, sf, pf, pa1, pa2, p;
     int seta, setb, setc, setf;
-    int a1lo, a2lo;
-    float a1w, a2w;
+    int a1lo, a2lo, a3lo, lclo;
+    float a1w, a2w, a3w, lcw;
+    float pa3;
+    size_t a3ctx;
     int smi; /* match counter index, or -1 */
     int ami[NCM]; /* adaptive map index per model, or -1 */
     int rmi[NCM]; /* run map index per model, or -1 */
@@ -557,7 +560,10 @@ static void predict_bit(const Core *c, uint32_t *const *slots, const uint32_t *r
     double s1 = t->s[2 * c0 + 1], s0 = t->s[2 * c0];
     float sl = clampf((float)log(s1 / s0), -LSTM_CLAMP, LSTM_CLAMP);
     b->x[XL] = sl;
-    b->x[XL + 1] = (float)(s1 / (s0 + s1)) - 0.5f;
+    /* the LSTM calibrated on this text (an APM on its stretch, by node) */
+    float pl = apm_read(c->apm1 + (size_t)(256 + c0) * APM_N, sl, &b->lclo, &b->lcw);
+    pl = clampf(pl, 1e-4f, 1.f - 1e-4f);
+    b->x[XL + 1] = logf(pl / (1.f - pl));
     b->x[NIN - 1] = 0.25f;
     /* mixers */
     b->seta = c0;
@@ -576,8 +582,11 @@ static void predict_bit(const Core *c, uint32_t *const *slots, const uint32_t *r
     /* APMs */
     b->pa1 = apm_read(c->apm1 + (size_t)c0 * APM_N, b->sf, &b->a1lo, &b->a1w);
     b->pa2 = apm_read(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->sf, &b->a2lo, &b->a2w);
+    b->a3ctx = 65536 + (size_t)((((uint32_t)x->c2 * 0x2F0F3u + (uint32_t)x->c1) * 0x9E3779B1u >> 16 ^
+                                 (uint32_t)c0 * 0x3Bu) & 0xFFFF);
+    b->pa3 = apm_read(c->apm2 + b->a3ctx * APM_N, b->sf, &b->a3lo, &b->a3w);
     float wm = 1.f - c->prm.w_apm1 - c->prm.w_apm2;
-    float p = wm * b->pf + c->prm.w_apm1 * b->pa1 + c->prm.w_apm2 * b->pa2;
+    float p = wm * b->pf + c->prm.w_apm1 * b->pa1 + c->prm.w_apm2 * 0.5f * (b->pa2 + b->pa3);
     b->p = clampf(p, 1e-6f, 1.f - 1e-6f);
 }
 
@@ -597,6 +606,8 @@ static void update_bit(Core *c, int c0, const ByteCtx *x, const Bit *b, int y) {
     wf[2] += ef * b->sc;
     wf[3] += ef * 0.25f;
     apm_train(c->apm1 + (size_t)c0 * APM_N, b->a1lo, b->a1w, y, c->prm.apm_rate);
+    apm_train(c->apm1 + (size_t)(256 + c0) * APM_N, b->lclo, b->lcw, y, c->prm.apm_rate);
+    apm_train(c->apm2 + b->a3ctx * APM_N, b->a3lo, b->a3w, y, c->prm.apm_rate);
     apm_train(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->a2lo, b->a2w, y,
               c->prm.apm_rate);
     for (int i = 0; i < NCM; i++) {
@@ -845,8 +856,8 @@ static int parts(const Core *c, Part *p) {
     p[5].ptr = c->wb, p[5].bytes = sizeof(float) * NSETS_B * NIN;
     p[6].ptr = c->wc, p[6].bytes = sizeof(float) * NSETS_C * NIN;
     p[7].ptr = c->wf, p[7].bytes = sizeof(float) * NSETS_F * NFIN;
-    p[8].ptr = c->apm1, p[8].bytes = 2 * 256 * APM_N;
-    p[9].ptr = c->apm2, p[9].bytes = (size_t)2 * 65536 * APM_N;
+    p[8].ptr = c->apm1, p[8].bytes = 2 * 512 * APM_N;
+    p[9].ptr = c->apm2, p[9].bytes = (size_t)2 * 131072 * APM_N;
     return 12;
 }
 
