@@ -3,14 +3,27 @@
 The LSTM is the prior; this engine learns, online, from the text the user works
 on (workspace files through :meth:`AdaptiveModel.learn`, typed documents through
 :meth:`AdaptiveModel.score`) and mixes its own predictions with the LSTM's
-distribution. The work is done by a compiled core (``_adaptive.c``): bit-level
-logistic mixing of hashed context models (orders 0-6, 8, 12, two word contexts),
-a match model and the LSTM's bit probabilities, with mixer weight sets chosen by
-small contexts and two APM/SSE stages after the mixer.
+distribution. The work is done by a compiled core (``_adaptive.c``, plain C99,
+built by ``pip install``): bit-level logistic mixing, as in the lpaq/paq family.
+A byte is 8 binary decisions; for each, the inputs are
+
+- 14 hashed context models (orders 0-6, 8, 12, 16, 24; the identifier being typed;
+  the previous identifier with it; the layout: byte above, last byte, indentation),
+  each a 64-byte slot per context and nibble holding a slow and a fast adaptive
+  counter per node and the byte that followed the context last time (with its run);
+- a match model (the byte after the latest earlier occurrence of the last 12, else
+  5, bytes, with its verified length);
+- the LSTM's probability of the bit (subtree sums of its 257-way distribution), raw
+  and calibrated on the text by an APM;
+
+three mixers whose weight sets are chosen by the partial byte, by (highest context
+order seen, match length, bit position, LSTM confidence) and by the last byte, a
+final mixer over them, and three APM/SSE stages after it.
 
 A prediction depends only on the learned state, the last :data:`CONTEXT_BYTES`
 bytes of the document and the LSTM's distribution: :meth:`predict` reads and
-never writes, so ghost-text paths can be scored without teaching the engine.
+never writes, so ghost-text paths can be scored without teaching the engine, and
+:meth:`score` gives exactly the probabilities :meth:`predict` would, then learns.
 
 Threads: :meth:`predict` and :attr:`stats` only read, and may run in any thread
 while no writer runs. Writers (:meth:`learn`, :meth:`score`, :meth:`save`) are
@@ -71,10 +84,12 @@ def _log_probs(x: np.ndarray) -> np.ndarray:
 class AdaptiveModel:
     """Online context mixing over the LSTM; state capped at ``memory_bytes``.
 
-    The default 64 MiB holds a 4 MiB history for the match model, ~0.8 M context
-    slots (15 bit counters each, about 52 MiB) and the mixers and APMs (~5 MiB):
-    enough for a workspace of a few MB of one language without much loss to hash
-    collisions; bigger workspaces still learn, with older contexts replaced first.
+    The default 64 MiB holds a 4 MiB history for the match model (2 MiB of match
+    tables), ~806k context slots (15 counters each, 49 MiB) and the mixers and APMs
+    (~9 MiB, fixed): about a workspace of 1-2 MB of one language before contexts
+    start to replace each other (on 0.2-0.75 MB projects 256 MiB gains only ~0.6%
+    in bits/char); bigger workspaces still learn, replacing the least-seen contexts.
+    The minimum is :data:`MIN_MEMORY` (16 MiB).
     """
 
     def __init__(self, memory_bytes: int = DEFAULT_MEMORY, **tuning: float) -> None:
