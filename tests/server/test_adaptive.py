@@ -160,6 +160,42 @@ def test_bad_state_files_raise(tmp_path, trained):
         AdaptiveModel.load(tmp_path)  # a directory
 
 
+def _checksum(data: bytes) -> int:
+    """The state file's checksum (as _adaptive.c computes it), to forge valid-looking files."""
+    m64 = (1 << 64) - 1
+    n = len(data)
+    h = 0xCBF29CE484222325 ^ n
+    words = np.frombuffer(data[: n - n % 8], dtype="<u8").tolist()
+    for v in words:
+        h = ((h ^ v) * 0x100000001B3) & m64
+        h ^= h >> 29
+    for b in data[n - n % 8 :]:
+        h = ((h ^ b) * 0x100000001B3) & m64
+    h ^= h >> 31
+    h = (h * 0x7FB5D329728EA185) & m64
+    h ^= h >> 27
+    h = (h * 0x81DADEF4BC2DD44D) & m64
+    h ^= h >> 33
+    return h
+
+
+def test_forged_state_with_valid_checksum_is_still_checked(tmp_path):
+    m = AdaptiveModel(MEM)
+    m.learn(TEXT)
+    good = tmp_path / "good.bin"
+    m.save(good)
+    blob = bytearray(good.read_bytes())
+    body = bytes(blob[:-8])
+    assert struct.pack("<Q", _checksum(body)) == bytes(blob[-8:])  # the forger's tool works
+    # lr_mix (the first float after the 8 counters that follow the 32-byte preamble) = NaN
+    forged = bytearray(body)
+    struct.pack_into("<f", forged, 96, float("nan"))
+    p = tmp_path / "forged.bin"
+    p.write_bytes(bytes(forged) + struct.pack("<Q", _checksum(bytes(forged))))
+    with pytest.raises(AdaptiveStateError, match="parameters"):
+        AdaptiveModel.load(p)
+
+
 def test_memory_cap_respected():
     for cap in (MIN_MEMORY, 24 << 20, 64 << 20):
         m = AdaptiveModel(cap)
@@ -210,3 +246,22 @@ def test_stats_count_what_was_learned():
     s = m.stats
     assert s["files_learned"] == 2 and s["bytes_learned"] == 7
     assert s["bytes_scored"] == 2 and s["documents_scored"] == 1
+
+
+def test_predict_while_learning_in_another_thread_is_safe():
+    """The server learns in a background thread while the inference thread predicts:
+    no crash, proper distributions (values may reflect a half-learned state)."""
+    import threading
+
+    m = AdaptiveModel(MEM)
+    blob = TEXT * 300
+    t = threading.Thread(target=m.learn, args=(blob,))
+    t.start()
+    row = lstm_rows(1, 11)[0]
+    n = 0
+    while t.is_alive() or n < 5:
+        p = m.predict(TEXT[: 20 + n % 100], row)
+        assert abs(p.sum() - 1.0) < 1e-9 and (p > 0).all()
+        n += 1
+    t.join()
+    assert m.stats["bytes_learned"] == len(blob)
