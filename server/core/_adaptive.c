@@ -484,10 +484,19 @@ typedef struct {
     int rmi[NCM]; /* run map index per model, or -1 */
 } Bit;
 
+/* Four partial sums in a fixed order: the compiler may pack them into one vector
+ * register, and every build still adds in the same order. */
 static inline float dot(const float *w, const float *x) {
-    float s = 0.f;
-    for (int i = 0; i < NIN; i++) s += w[i] * x[i];
-    return s;
+    float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+    int i = 0;
+    for (; i + 4 <= NIN; i += 4) {
+        s0 += w[i] * x[i];
+        s1 += w[i + 1] * x[i + 1];
+        s2 += w[i + 2] * x[i + 2];
+        s3 += w[i + 3] * x[i + 3];
+    }
+    for (; i < NIN; i++) s0 += w[i] * x[i];
+    return (s0 + s1) + (s2 + s3);
 }
 
 static inline void train(float *w, const float *x, float err) {
@@ -510,6 +519,13 @@ static inline void apm_train(uint16_t *t, int lo, float f, int y, float rate) {
     b += (target - b) * rate * f;
     t[lo] = (uint16_t)clampf(a + 0.5f, 0.f, 65535.f);
     t[lo + 1] = (uint16_t)clampf(b + 0.5f, 0.f, 65535.f);
+}
+
+/* The order-2 APM's context (hashed into the second half of apm2). */
+static inline size_t apm3_ctx(const ByteCtx *x, int c0) {
+    return 65536 + (size_t)((((uint32_t)x->c2 * 0x2F0F3u + (uint32_t)x->c1) * 0x9E3779B1u >> 16 ^
+                             (uint32_t)c0 * 0x3Bu) &
+                            0xFFFF);
 }
 
 /* The probability that the next bit is 1 at partial byte c0 (1..255), with
@@ -582,8 +598,7 @@ static void predict_bit(const Core *c, uint32_t *const *slots, const uint32_t *r
     /* APMs */
     b->pa1 = apm_read(c->apm1 + (size_t)c0 * APM_N, b->sf, &b->a1lo, &b->a1w);
     b->pa2 = apm_read(c->apm2 + ((size_t)c0 | ((size_t)x->c1 << 8)) * APM_N, b->sf, &b->a2lo, &b->a2w);
-    b->a3ctx = 65536 + (size_t)((((uint32_t)x->c2 * 0x2F0F3u + (uint32_t)x->c1) * 0x9E3779B1u >> 16 ^
-                                 (uint32_t)c0 * 0x3Bu) & 0xFFFF);
+    b->a3ctx = apm3_ctx(x, c0);
     b->pa3 = apm_read(c->apm2 + b->a3ctx * APM_N, b->sf, &b->a3lo, &b->a3w);
     float wm = 1.f - c->prm.w_apm1 - c->prm.w_apm2;
     float p = wm * b->pf + c->prm.w_apm1 * b->pa1 + c->prm.w_apm2 * 0.5f * (b->pa2 + b->pa3);
@@ -799,9 +814,19 @@ static void core_predict(Core *c, const uint8_t *w, int L, const double *lp, dou
         pn[2 * c0 + 1] = pn[c0] * (double)b.p;
         pn[2 * c0] = pn[c0] * (1.0 - (double)b.p);
     }
+    /* the second nibble's slots of all 16 high nibbles: hashes and prefetches first */
+    uint64_t hs[16][NCM];
+    for (int hn = 0; hn < 16; hn++)
+        for (int k = 0; k < NCM; k++) {
+            hs[hn][k] = nib_hash(x.h[k], hn);
+            prefetch_slot(c, hs[hn][k]);
+        }
     for (int hn = 0; hn < 16; hn++) {
         double q[32];
-        find_slots(c, &x, hn, 0, slots);
+        for (int k = 0; k < NCM; k++) {
+            uint32_t *s = slot_find(c, hs[hn][k], 0);
+            slots[k] = s ? s : (uint32_t *)EMPTY_SLOT;
+        }
         q[1] = pn[16 + hn];
         for (int j = 1; j < 16; j++) {
             int k = j >= 8 ? 3 : (j >= 4 ? 2 : (j >= 2 ? 1 : 0));
