@@ -171,26 +171,57 @@ function acceptedWord(before: string, after: string): string {
   return word;
 }
 
-/**
- * When the extension logged "charcode language server running" (ms since the
- * epoch), oldest first, from its log channel's files under code-server's logs.
- */
-function serverRunningTimes(logDir: string): number[] {
+/** When (ms since the epoch, oldest first) the extension's log channel logged a line matching `message`. */
+function loggedTimes(logDir: string, message: RegExp): number[] {
   const times: number[] = [];
+  const line = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \[\w+\] (.*)$/gm;
   const visit = (dir: string) => {
     for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) {
         visit(file);
       } else if (entry.name === "charcode.log") {
-        for (const m of fs.readFileSync(file, "utf8").matchAll(/^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \[info\] charcode language server running/gm)) {
-          times.push(new Date(`${m[1]}T${m[2]}`).getTime()); // local time, like the log
+        for (const m of fs.readFileSync(file, "utf8").matchAll(line)) {
+          if (message.test(m[3])) {
+            times.push(new Date(`${m[1]}T${m[2]}`).getTime()); // local time, like the log
+          }
         }
       }
     }
   };
   visit(logDir);
   return times.sort((a, b) => a - b);
+}
+
+/** When the extension logged "charcode language server running", oldest first. */
+function serverRunningTimes(logDir: string): number[] {
+  return loggedTimes(logDir, /^charcode language server running/);
+}
+
+interface GhostTextWatcher {
+  /** stops watching; when ghost text first showed (ms since the epoch), if it did */
+  stop(): number | undefined;
+}
+
+/** Polls for ghost text in the background (while a step waits for something else) and notes when it first shows. */
+function watchGhostText(page: Page): GhostTextWatcher {
+  let shownAt: number | undefined;
+  let stopped = false;
+  void (async () => {
+    while (!stopped && shownAt === undefined) {
+      if (await ghostText(page).catch(() => "")) {
+        shownAt = Date.now();
+      } else {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  })();
+  return {
+    stop: () => {
+      stopped = true;
+      return shownAt;
+    },
+  };
 }
 
 /** What the steps that type while the server is not running type: the model completes the function's name. */
@@ -203,9 +234,16 @@ const TYPED_WHILE_STARTING = "def ";
  * `boundMs` of the later of the last key and the server running. Returns a
  * line for the log.
  */
-async function ghostTextOnceServerRuns(page: Page, logDir: string, runningBefore: number, lastKey: number, boundMs: number): Promise<string> {
+async function ghostTextOnceServerRuns(
+  page: Page,
+  logDir: string,
+  runningBefore: number,
+  lastKey: number,
+  boundMs: number,
+  watcher?: GhostTextWatcher,
+): Promise<string> {
   const ghost = await waitFor("ghost text with no further key", async () => (await ghostText(page)) || undefined, 180_000, 20);
-  const ghostAt = Date.now();
+  const ghostAt = watcher?.stop() ?? Date.now();
   const running = await waitFor(
     "the extension's log to say the server runs",
     () => serverRunningTimes(logDir).slice(runningBefore).pop(),
@@ -259,6 +297,7 @@ async function main(): Promise<number> {
     });
   const workspace = path.join(runDir, "workspace");
   let typedWhileInstalling = 0;
+  let ghostWhileInstalling: GhostTextWatcher | undefined;
   const example = path.join(workspace, "example.py");
   const stop = async () => {
     await browser?.close().catch(() => undefined);
@@ -330,6 +369,8 @@ async function main(): Promise<number> {
         await newParagraphAtEnd(page);
         await page.keyboard.type(TYPED_WHILE_STARTING, { delay: 50 });
         typedWhileInstalling = Date.now();
+        ghostWhileInstalling = watchGhostText(page);
+        await run.screenshot("typed-during-setup");
       });
 
       await run.step("the environment is installed (wheel from the .vsix + torch) and the server starts", async () => {
@@ -340,16 +381,23 @@ async function main(): Promise<number> {
           async () => {
             await noCharcodeError(page);
             const progress = toastWith(page, /setting up the Python environment/);
-            const message = (await progress.innerText().catch(() => "")).replace(/\s+/g, " ").trim();
+            // a short timeout: once the toast is gone innerText would wait 30 s for it
+            const message = (await progress.innerText({ timeout: 500 }).catch(() => "")).replace(/\s+/g, " ").trim();
             if (message && message !== lastMessage) {
               lastMessage = message;
               log(`  ${message.slice(0, 160)}`);
             }
-            return toastWith(page, /the Python environment is ready/).isVisible();
+            if (await toastWith(page, /the Python environment is ready/).isVisible()) {
+              return "its notification";
+            }
+            // the notification can be gone by the time this looks (it was once, while the editor had the focus)
+            return codeServer && loggedTimes(path.join(codeServer.userDataDir, "logs"), /^Private environment ready/).length
+              ? "the extension's log"
+              : undefined;
           },
           15 * 60_000,
           1000,
-        );
+        ).then((how) => log(`  environment ready (seen in ${how})`));
         await run.screenshot("setup-done");
       });
 
@@ -358,7 +406,8 @@ async function main(): Promise<number> {
         if (!codeServer) {
           throw new Error("no code-server");
         }
-        log(`  ${await ghostTextOnceServerRuns(page, path.join(codeServer.userDataDir, "logs"), 0, typedWhileInstalling, 5_000)}`);
+        const logDir = path.join(codeServer.userDataDir, "logs");
+        log(`  ${await ghostTextOnceServerRuns(page, logDir, 0, typedWhileInstalling, 5_000, ghostWhileInstalling)}`);
         await run.screenshot("ghost-after-setup");
       });
     }
