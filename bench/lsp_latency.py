@@ -181,7 +181,11 @@ async def wait_learned(client: LanguageClient, timeout: float = 600) -> dict:
 
 async def run(args) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="charcode-bench-"))
-    model = Path(args.model).resolve() if args.model else random_model(tmp / "python.safetensors", args.size)
+    model = (
+        Path(args.model).resolve()
+        if args.model
+        else random_model(tmp / "python.safetensors", args.size)
+    )
     (tmp / "user").mkdir()
     env = {**os.environ, "CHARCODE_MODELS_DIR": str(tmp / "user"), "CHARCODE_DEBUG": "1"}
     env["CHARCODE_CACHE_DIR"] = str(tmp / "cache" / "corpora")  # nothing learned before
