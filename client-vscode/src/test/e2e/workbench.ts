@@ -21,7 +21,12 @@ async function pickInQuickInput(page: Page, opener: () => Promise<void>, text: s
   const row = page.locator(`${quickInput} .monaco-list-row`).filter({ hasText: rowMatch }).first();
   await waitFor(`a quick input entry matching ${rowMatch}`, () => row.isVisible(), 20_000);
   await row.click();
-  await waitFor("the quick input to close", async () => !(await input.isVisible()), 10_000);
+  // closed, or already showing the command's own quick pick (which can open before a poll sees it closed)
+  await waitFor(
+    "the quick input to close",
+    async () => !(await input.isVisible()) || (await input.inputValue({ timeout: 1_000 })) !== text,
+    10_000,
+  );
 }
 
 /** Clicks the row of the open quick pick whose text matches. */
