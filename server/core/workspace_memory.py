@@ -210,16 +210,19 @@ class WorkspaceMemory:
         if path is None or not path.exists() or not index.exists():
             return {}
         try:
-            files = json.loads(index.read_text())["files"]
+            saved = json.loads(index.read_text())
+            files = {str(p): [int(k[0]), int(k[1])] for p, k in saved["files"].items()}
+            total = int(saved.get("bytes", 0))
             model = AdaptiveModel.load(path)
             if model.stats.get("memory_cap") != learned.model.stats.get("memory_cap"):
                 raise AdaptiveStateError("made with another memory cap")
-        except (OSError, ValueError, KeyError, TypeError, AdaptiveStateError) as e:
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
             log.warning("the adaptive cache %s cannot be used (%s); learning again", path, e)
             return {}
-        learned.model = model
-        learned.files = {p: list(k) for p, k in files.items()}
-        learned.bytes = int(json.loads(index.read_text()).get("bytes", 0))
+        except AdaptiveStateError as e:
+            log.warning("the adaptive cache %s cannot be used (%s); learning again", path, e)
+            return {}
+        learned.model, learned.files, learned.bytes = model, files, total
         return dict(learned.files)
 
     def _save(self, learned: Learned) -> None:

@@ -186,6 +186,26 @@ def test_learned_state_persists_and_a_corrupt_cache_is_rebuilt(tmp_path, caplog)
     assert summary["files"] == 1 and summary["bytes"] == len(PROJECT)
 
 
+@pytest.mark.parametrize(
+    "index", ['{"files": {"a.py": 3}}', "[1, 2]", '{"files": {"a.py": ["x"]}}', "not json"]
+)
+def test_a_hostile_cache_index_is_rebuilt(tmp_path, index):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "a.py").write_bytes(PROJECT)
+    first = WorkspaceMemory(cache_dir=tmp_path / "cache")
+    first.configure([ws], enabled=True, memory_mb=16)
+    first.start("python", None)
+    wait_ready(first)
+    (saved,) = (tmp_path / "cache").glob("*.json")
+    saved.write_text(index)
+    again = WorkspaceMemory(cache_dir=tmp_path / "cache")
+    again.configure([ws], enabled=True, memory_mb=16)
+    again.start("python", None)
+    summary = wait_ready(again)
+    assert summary["files"] == 1 and summary["bytes"] == len(PROJECT)
+
+
 def test_adaptation_off_learns_nothing(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
