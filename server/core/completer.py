@@ -32,7 +32,7 @@ from .stoprules import make_stop_rule
 from .utf8 import is_word_byte
 
 DOC_LEARN_HORIZON = 4096  # bytes before the cursor's line a document's first request learns
-DOC_LEARN_STEP = 1024  # at most this much document text is learned per request
+DOC_LEARN_STEP = 256  # at most this much document text is learned per request (about 10 ms)
 BEAM_WIDTH = 5
 MAX_WORD_BYTES = 32
 WORD_LOOKBACK = 256  # bytes: a longer run of word characters is not a word worth completing
