@@ -61,10 +61,12 @@ async def hallucinate_function(ls: CharcodeServer, *args) -> dict:
     unhook = ls.protocol.on_cancel(msg_id, job.cancel) if msg_id is not None else (lambda: None)
     inserted = ""
     try:
-        done = not streaming
+        done, first = not streaming, True
         while not done:
             text, done = await versions.get(), False
-            while text is not None and not versions.empty():
+            # The first line goes out as it is, however fast sampling goes on: the user sees
+            # the function start at once. After it, the editor may be slower than sampling.
+            while text is not None and not first and not versions.empty():
                 newer = versions.get_nowait()  # the editor is slower: show only the latest
                 text, done = (text, True) if newer is None else (newer, False)
             if text is None:
@@ -72,7 +74,7 @@ async def hallucinate_function(ls: CharcodeServer, *args) -> dict:
             if text != inserted and not await _replace_tail(ls, req.cursor, inserted, text):
                 job.cancel()  # the client refused the edit: stop sampling
                 break
-            inserted = text
+            inserted, first = text, False
         result: Sampled | None = await job
     finally:
         unhook()
