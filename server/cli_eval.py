@@ -16,6 +16,7 @@ from charcode.training.languages import get_language
 from charcode.training.symbols import utf8_complete_prefix
 
 from .cli_commands import CommandModel, load_model, model_language
+from .core.settings import Settings
 from .measure.bits import adaptive_bits, bits_by_position, file_bits, read_head
 from .measure.functions import DEFAULT_FUNCTION_CHARS, MAX_FUNCTION_CHARS, evaluate_hallucinate
 from .measure.keystrokes import (
@@ -94,6 +95,12 @@ def add_eval_command(sub: Subcommands) -> None:
         metavar="DIR",
         help="keystrokes: before each file is typed, learn DIR's files of the language but "
         "that one, as an editor opened on the project would",
+    )
+    e.add_argument(
+        "--inline-max-lines",
+        type=positive_int,
+        default=1,
+        help="keystrokes: the server's inlineMaxLines setting (default 1)",
     )
     e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -267,7 +274,12 @@ def _keystrokes(args, model: CommandModel, language: str) -> dict:
     total = sum(Script.of(t).chars for _, t in texts)
     with _bar(total, "chars") as bar:
         result = evaluate_keystrokes(
-            model.runtime, language, texts, progress=bar.update, workspace=workspace
+            model.runtime,
+            language,
+            texts,
+            settings=Settings(inline_max_lines=args.inline_max_lines),
+            progress=bar.update,
+            workspace=workspace,
         )
     result["settings"].update(max_files=len(files), max_chars=max_chars, split=args.split)
     return result

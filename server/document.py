@@ -12,6 +12,7 @@ line 10,000.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +39,11 @@ def line_break_ends(data: bytes, base: int = 0) -> np.ndarray:
     lone_cr = arr == _CR
     lone_cr[:-1] &= ~nl[1:]
     return np.flatnonzero(nl | lone_cr).astype(np.int64) + (base + 1)
+
+
+def with_eol(text: str, eol: str) -> str:
+    """Text written with "\\n" line breaks, in the document's own ("\\r\\n" in a CRLF file)."""
+    return re.sub(r"(?<!\r)\n", "\r\n", text) if eol == "\r\n" else text
 
 
 def units(text: str, encoding: str) -> int:

@@ -29,7 +29,7 @@ from .arguments import bad, field, position, single_object
 from .core.completer import FunctionRequest, function_request
 from .core.sampler import Sampled
 from .cursor import Cursor
-from .document import decode, units
+from .document import decode, units, with_eol
 from .server import CharcodeServer
 
 COMMAND = "charcode.hallucinateFunction"
@@ -51,7 +51,7 @@ async def hallucinate_function(ls: CharcodeServer, *args) -> dict:
     streaming = _can_apply(ls)
 
     def on_text(text: bytes) -> None:  # inference thread: the function so far
-        loop.call_soon_threadsafe(versions.put_nowait, _with_eol(decode(text), req.eol))
+        loop.call_soon_threadsafe(versions.put_nowait, with_eol(decode(text), req.eol))
 
     job = asyncio.ensure_future(
         ls.runner.run(None, sample, ls, req, on_text if streaming else None, count=False)
@@ -81,7 +81,7 @@ async def hallucinate_function(ls: CharcodeServer, *args) -> dict:
         job.cancel()
     if result is None:
         return {"text": inserted}
-    text = _with_eol(decode(result.text), req.eol)
+    text = with_eol(decode(result.text), req.eol)
     if not streaming:
         return {"text": text}
     if text != inserted and await _replace_tail(ls, req.cursor, inserted, text):
@@ -123,10 +123,6 @@ def _parse(ls: CharcodeServer, args: tuple) -> Request:
 def sample(ls: CharcodeServer, req: Request, on_text, *, should_stop) -> Sampled | None:
     """Inference thread: sample the function (None if there is no model or it was stopped)."""
     return ls.completer.function(req.cursor, req.function, on_text, should_stop)
-
-
-def _with_eol(text: str, eol: str) -> str:
-    return re.sub(r"(?<!\r)\n", "\r\n", text) if eol == "\r\n" else text
 
 
 def _can_apply(ls) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from .cursor import Cursor
-from .document import decode
+from .document import decode, with_eol
 from .server import CharcodeServer
 
 EMPTY = types.InlineCompletionList(items=[])
@@ -31,19 +31,22 @@ async def inline_completion(
         ls,
         cursor,
         ls.settings.inline_max_length,
+        ls.settings.inline_max_lines,
         stale=lambda: ls.documents.version(cursor.uri) != cursor.version,
     )
     if not text or ls.documents.version(cursor.uri) != cursor.version:
         return EMPTY
     where = types.Range(start=cursor.position, end=cursor.position)
     return types.InlineCompletionList(
-        items=[types.InlineCompletionItem(insert_text=text, range=where)]
+        items=[types.InlineCompletionItem(insert_text=with_eol(text, doc.eol()), range=where)]
     )
 
 
-def ghost_text(ls: CharcodeServer, cursor: Cursor, max_chars: int, *, should_stop) -> str | None:
+def ghost_text(
+    ls: CharcodeServer, cursor: Cursor, max_chars: int, max_lines: int, *, should_stop
+) -> str | None:
     """Inference thread: the ghost text at the cursor, or None."""
-    out = ls.completer.ghost_text(cursor, max_chars, should_stop)
+    out = ls.completer.ghost_text(cursor, max_chars, should_stop, max_lines)
     return None if out is None else decode(out)
 
 

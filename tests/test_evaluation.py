@@ -153,7 +153,7 @@ class Oracle:
     def forget(self, uri: str) -> None:
         self.snapshots.forget(uri)
 
-    def ghost_text(self, at: TextAt, max_chars: int, should_stop=None) -> bytes:
+    def ghost_text(self, at: TextAt, max_chars: int, should_stop=None, max_lines=1) -> bytes:
         assert max_chars == Settings().inline_max_length  # the server's default setting
         self.asked.append(at.offset)
         return self.suggestions.get(at.offset, "").encode()

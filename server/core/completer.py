@@ -226,7 +226,7 @@ class Completer:
     # ---- ghost text
 
     def ghost_text(
-        self, at: TextAt, max_chars: int, should_stop: ShouldStop = _never
+        self, at: TextAt, max_chars: int, should_stop: ShouldStop = _never, max_lines: int = 1
     ) -> bytes | None:
         """The ghost text at the cursor (b"" for none), or None if stopped.
 
@@ -254,12 +254,15 @@ class Completer:
             path = GreedyPath(rt, state)
             self._last_ghost = _LastGhost(at.uri, at.offset, path)
             self.snapshots.pin(at.uri, at.offset)
+        prefix = at.line_prefix()
         return greedy_line(
             path,
             start=start,
             word=at.after_word_char(),
             max_chars=max_chars,
             should_stop=should_stop,
+            max_lines=max_lines,
+            indent=len(prefix) - len(prefix.lstrip(b" \t")),
         )
 
     def _typed_along(self, last: _LastGhost, at: TextAt, rt: Predictor) -> bool:

@@ -64,15 +64,22 @@ def greedy_line(
     word: bool,
     max_chars: int,
     should_stop: Callable[[], bool],
+    max_lines: int = 1,
+    indent: int = 0,
 ) -> bytes | None:
     """The most likely continuation, from position ``start`` of the path, to a natural end.
 
     With ``word`` (the cursor follows an identifier character) it ends where the
     identifier ends, unless that is right away, in which case it runs on to the
-    end of the line like the plain case. It never includes the line break.
+    end of the line like the plain case. With ``max_lines`` 1 it never includes
+    the line break. With more, it goes on over line breaks while the next line is
+    indented deeper than ``indent`` (the cursor's line's indentation, in bytes):
+    the block the cursor's line opens, to where it ends (a dedent or a blank
+    line), at most ``max_lines`` lines of at most ``max_chars`` characters each.
     """
     out = bytearray()
     chars = 0
+    lines = 1
     i = start
     while True:
         if chars >= max_chars and not path.utf8[i][0]:
@@ -82,7 +89,17 @@ def greedy_line(
             return None
         if not path.utf8[i][0]:  # a character starts here: may the text end before it?
             if sym in (_NL, _CR):
-                break
+                if sym == _CR or lines >= max_lines or word:
+                    break
+                deeper = _next_line_deeper(path, i + 1, indent, should_stop)
+                if deeper is None:
+                    return None
+                if not deeper:
+                    break
+                lines, chars = lines + 1, 0
+                out.append(sym)
+                i += 1
+                continue
             if word and not is_word_byte(sym):
                 if out:
                     break
@@ -91,3 +108,20 @@ def greedy_line(
         out.append(sym)
         i += 1
     return bytes(out)
+
+
+def _next_line_deeper(
+    path: GreedyPath, i: int, indent: int, should_stop: Callable[[], bool]
+) -> bool | None:
+    """Whether the line starting at path position i is indented deeper than indent bytes
+    and is not blank (None if told to stop)."""
+    depth = 0
+    while True:
+        sym = path.sym(i + depth, should_stop)
+        if sym is None:
+            return None
+        if sym not in (0x20, 0x09):
+            return sym not in (_NL, _CR) and depth > indent
+        depth += 1
+        if depth > indent + 64:
+            return True  # deeper than anything worth checking

@@ -25,7 +25,8 @@ class Settings:
     models_dir: str | None = None
     device: str = "auto"
     temperature: float = 1.0  # for charcode.hallucinateFunction (the syntax guard keeps it valid)
-    inline_max_length: int = 48  # characters of ghost text
+    inline_max_length: int = 48  # characters of ghost text (per line)
+    inline_max_lines: int = 1  # lines of ghost text: more lets it run over the block a line opens
     adaptation: bool = True  # learn from the workspace and documents, mix with the LSTM
     adaptation_memory_mb: int = 64  # the learned state's cap per language
     models: MappingProxyType = field(
@@ -77,6 +78,12 @@ def _inline_max_length(v: Any) -> int:
     raise ValueError("expected a whole number from 1 to 1000")
 
 
+def _inline_max_lines(v: Any) -> int:
+    if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 50:
+        return v
+    raise ValueError("expected a whole number from 1 to 50")
+
+
 def _memory_mb(v: Any) -> int:
     if isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096:
         return v
@@ -96,6 +103,7 @@ _KEYS = {
     "device": ("device", _device),
     "temperature": ("temperature", _temperature),
     "inlineMaxLength": ("inline_max_length", _inline_max_length),
+    "inlineMaxLines": ("inline_max_lines", _inline_max_lines),
     "models": ("models", _models),
     "adaptation": ("adaptation", _bool),
     "adaptationMemoryMB": ("adaptation_memory_mb", _memory_mb),

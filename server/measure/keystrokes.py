@@ -42,10 +42,11 @@ class GhostTextTyping:
 
     name = "charcode"
 
-    def __init__(self, completer: Completer, language: str, max_chars: int):
+    def __init__(self, completer: Completer, language: str, max_chars: int, max_lines: int = 1):
         self.completer = completer
         self.language = language
         self.max_chars = max_chars
+        self.max_lines = max_lines
         self.uri = ""
         self.data = b""
         self.version = 0
@@ -66,7 +67,7 @@ class GhostTextTyping:
     def suggest(self) -> bytes | None:
         at = TextAt(self.uri, self.language, self.version, self.data, len(self.data))
         t = time.perf_counter()
-        text = self.completer.ghost_text(at, self.max_chars)
+        text = self.completer.ghost_text(at, self.max_chars, max_lines=self.max_lines)
         self.latencies.append(time.perf_counter() - t)
         return text or None
 
@@ -321,7 +322,8 @@ def evaluate_keystrokes(
                     workspace, language, name, settings.adaptation_memory_mb
                 )
             completer = Completer(OneModel(language, runtime), adaptive=adaptive)
-            runs[run] = (GhostTextTyping(completer, language, max_chars), partial)
+            typist = GhostTextTyping(completer, language, max_chars, settings.inline_max_lines)
+            runs[run] = (typist, partial)
         runs["word_baseline"] = (WordCompleter(), False)
         if workspace is not None:
             words = Counter()
@@ -345,6 +347,7 @@ def evaluate_keystrokes(
         "chars": totals["charcode"].chars,
         "settings": {
             "inline_max_length": max_chars,
+            "inline_max_lines": settings.inline_max_lines,
             "free_indent": free_indent,
             "workspace_files": None if workspace is None else len(workspace),
         },

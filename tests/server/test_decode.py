@@ -182,3 +182,19 @@ def test_sample_text_is_always_valid_utf8(noisy, temperature):
         text = sample_text(noisy, b"x = ", length=200, temperature=temperature, seed=seed)
         text.decode("utf-8")  # raises on invalid UTF-8
         assert text.startswith(b"x = ")
+
+
+def test_ghost_text_runs_over_the_block_a_line_opens_when_allowed(trained):
+    """inlineMaxLines > 1: after a line that opens a block, the ghost text goes on over the
+    deeper-indented lines, to the dedent, at most that many lines; 1 is one line, as before."""
+    from charcode.server.core.completer import Completer, OneModel, TextAt
+
+    data = b"def load_1(items):\n    result = []\n    for item in items:"
+    at = TextAt("file:///m.py", "python", 1, data, len(data))
+    completer = Completer(OneModel("python", trained))
+    one = completer.ghost_text(at, 48)
+    assert b"\n" not in one
+    several = Completer(OneModel("python", trained)).ghost_text(at, 48, max_lines=4)
+    assert several.startswith(one) and 1 <= several.count(b"\n") + 1 <= 4
+    for line in several.split(b"\n")[1:]:  # every further line is inside the block
+        assert line.startswith(b"     ") or not line.strip()

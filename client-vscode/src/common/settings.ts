@@ -28,6 +28,9 @@ export interface Settings {
   device: Device;
   temperature: number;
   inlineMaxLength: number;
+  inlineMaxLines: number;
+  adaptation: boolean;
+  adaptationMemoryMB: number;
   debounce: number;
   hallucinateMaxChars: number;
   trainMinutes: number;
@@ -49,6 +52,9 @@ export interface ServerSettings {
   device: Device;
   temperature: number;
   inlineMaxLength: number;
+  inlineMaxLines: number;
+  adaptation: boolean;
+  adaptationMemoryMB: number;
   models: Record<string, string>;
 }
 
@@ -89,6 +95,9 @@ export const KEYS: Record<keyof Settings, string> = {
   device: "device",
   temperature: "temperature",
   inlineMaxLength: "inlineMaxLength",
+  inlineMaxLines: "inlineMaxLines",
+  adaptation: "adaptation",
+  adaptationMemoryMB: "adaptationMemoryMB",
   debounce: "debounce",
   hallucinateMaxChars: "hallucinateMaxChars",
   trainMinutes: "trainMinutes",
@@ -108,6 +117,9 @@ const SERVER_KEYS = [
   "device",
   "temperature",
   "inlineMaxLength",
+  "inlineMaxLines",
+  "adaptation",
+  "adaptationMemoryMB",
 ] as const;
 
 export function schemaOf(key: string): PropertySchema {
@@ -249,6 +261,9 @@ export function serverSettings(s: Settings): ServerSettings {
     device: s.device,
     temperature: s.temperature,
     inlineMaxLength: s.inlineMaxLength,
+    inlineMaxLines: s.inlineMaxLines,
+    adaptation: s.adaptation,
+    adaptationMemoryMB: s.adaptationMemoryMB,
     models: { ...s.models },
   };
 }

@@ -137,6 +137,9 @@ describe("settings", () => {
       device: "cpu",
       temperature: 0.5,
       inlineMaxLength: 80,
+      inlineMaxLines: 1,
+      adaptation: true,
+      adaptationMemoryMB: 64,
       models: {},
     });
     const changed = didChangeConfigurationSettings(readSettings(config({ modelsDir: "/models" }), vars).settings);
@@ -154,6 +157,7 @@ describe("settings", () => {
     assert.deepEqual(classifyChange(affects("temperature")), { restart: false, notifyServer: true, any: true });
     assert.deepEqual(classifyChange(affects("modelsDir", "device")), { restart: false, notifyServer: true, any: true });
     assert.deepEqual(classifyChange(affects("debounce")), { restart: false, notifyServer: false, any: true });
+    assert.deepEqual(classifyChange(affects("adaptation")), { restart: false, notifyServer: true, any: true });
     assert.deepEqual(classifyChange(affects()), { restart: false, notifyServer: false, any: false });
   });
 });
