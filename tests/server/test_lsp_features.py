@@ -134,3 +134,30 @@ async def test_model_info(session):
     lang = unbundled_language()
     none = await editor.command("charcode.modelInfo", {"language": lang})
     assert "no model" in none["languages"][lang]["error"]
+
+
+async def test_multi_line_ghost_text_uses_the_documents_line_breaks(trained_checkpoint, tmp_path):
+    """inlineMaxLines 4 over LSP: at the end of a line that opens a block the ghost text may run
+    over the block's lines; in a CRLF document its line breaks are CRLF; it is what the core
+    proposes at that cursor."""
+    from charcode.server.core.completer import Completer, OneModel, TextAt
+
+    ws = make_workspace(tmp_path / "ws", trained_checkpoint)
+    options = {"charcode": {"inlineMaxLines": 4, "adaptation": False}}
+    editor, _ = await start_editor(ws, tmp_path, init_options=options, env=server_env(tmp_path))
+    try:
+        rt = in_process_runtime(trained_checkpoint)
+        for eol in ("\n", "\r\n"):
+            text = eol.join(["import os", "", "", "def load_1(items):"])
+            uri = (ws / f"multi_{len(eol)}.py").as_uri()
+            editor.open(uri, text)
+            got = await editor.inline(uri, position_of(text, len(text), "utf-16"))
+            data = text.encode()
+            want = Completer(OneModel("python", rt)).ghost_text(
+                TextAt(uri, "python", 1, data, len(data)), 48, max_lines=4
+            )
+            want = want.decode().replace("\n", eol)
+            assert want.count(eol) >= 1, "the block's lines are proposed"
+            assert [i.insert_text for i in got.items] == [want]
+    finally:
+        await stop_editor(editor)
