@@ -17,14 +17,15 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 from charcode.server.core.utf8 import is_word_byte
 
 
-def words_of(data: bytes) -> Counter:
-    """How often each word (identifier or number) occurs in the text."""
-    found: Counter = Counter()
-    i, n = 0, len(data)
+def word_spans(data: bytes | bytearray, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of word bytes (an identifier or a number) from start on;
+    the last run may end at the end of the data."""
+    i, n = start, len(data)
     while i < n:
         if not is_word_byte(data[i]):
             i += 1
@@ -32,9 +33,13 @@ def words_of(data: bytes) -> Counter:
         j = i
         while j < n and is_word_byte(data[j]):
             j += 1
-        found[data[i:j]] += 1
+        yield i, j
         i = j
-    return found
+
+
+def words_of(data: bytes) -> Counter:
+    """How often each word (identifier or number) occurs in the text."""
+    return Counter(data[i:j] for i, j in word_spans(data))
 
 
 class WordCompleter:
@@ -96,16 +101,11 @@ class WordCompleter:
     def _index(self) -> None:
         """Index every word that is complete (followed by a non-word byte) and leave
         ``scanned`` at the start of the identifier at the cursor."""
-        t, i, n = self.text, self.scanned, len(self.text)
-        while i < n:
-            if not is_word_byte(t[i]):
-                i += 1
-                continue
-            j = i
-            while j < n and is_word_byte(t[j]):
-                j += 1
+        n = len(self.text)
+        scanned = n
+        for i, j in word_spans(self.text, self.scanned):
             if j == n:
-                break  # the identifier at the cursor: not a word of the document yet
-            self.last_seen[bytes(t[i:j])] = i
-            i = j
-        self.scanned = i
+                scanned = i  # the identifier at the cursor: not a word of the document yet
+                break
+            self.last_seen[bytes(self.text[i:j])] = i
+        self.scanned = scanned
