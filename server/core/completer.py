@@ -162,7 +162,7 @@ class Completer:
         self.snapshots = snapshots if snapshots is not None else SnapshotCache()
         self.adaptive = adaptive
         self._last_ghost: _LastGhost | None = None
-        self._mixed: dict[tuple[int, int], MixedPredictor] = {}
+        self._mixed: dict[str, MixedPredictor] = {}
         self._learned: dict[str, _Learned] = {}
 
     def predictor(self, language: str) -> Predictor | None:
@@ -175,11 +175,11 @@ class Completer:
             learned = self.adaptive.get(language, getattr(model, "path", None))
         if learned is None:
             return model.runtime
-        key = (id(model.runtime), id(learned))
-        mixed = self._mixed.get(key)
+        # One mixture per language, made again when its model or what was learned changes
+        # (the snapshot cache keys documents by predictor, so it must stay the same object).
+        mixed = self._mixed.get(language)
         if mixed is None or mixed.lstm is not model.runtime or mixed.model is not learned:
-            self._mixed = {k: v for k, v in self._mixed.items() if v.lstm is model.runtime}
-            mixed = self._mixed[key] = MixedPredictor(model.runtime, learned)
+            mixed = self._mixed[language] = MixedPredictor(model.runtime, learned)
         return mixed
 
     def forget(self, uri: str) -> None:
@@ -195,7 +195,11 @@ class Completer:
             return
         end = at.offset - len(at.line_prefix())
         done = self._learned.get(at.uri)
-        if done is None or done.data[: done.offset] != at.data[: done.offset]:
+        # memoryviews: compare the learned prefix without copying the document each keystroke
+        if (
+            done is None
+            or memoryview(done.data)[: done.offset] != memoryview(at.data)[: done.offset]
+        ):
             start = max(0, end - DOC_LEARN_HORIZON)
             if done is not None:  # an edit above: go on from where the texts still agree
                 same = len(os.path.commonprefix([done.data[: done.offset], at.data[:end]]))

@@ -216,10 +216,15 @@ class WorkspaceMemory:
             model = AdaptiveModel.load(path)
             if model.stats.get("memory_cap") != learned.model.stats.get("memory_cap"):
                 raise AdaptiveStateError("made with another memory cap")
-        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
-            log.warning("the adaptive cache %s cannot be used (%s); learning again", path, e)
-            return {}
-        except AdaptiveStateError as e:
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            AdaptiveStateError,
+        ) as e:
             log.warning("the adaptive cache %s cannot be used (%s); learning again", path, e)
             return {}
         learned.model, learned.files, learned.bytes = model, files, total
