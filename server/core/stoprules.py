@@ -17,8 +17,13 @@ Each rule is a small byte-level lexer that skips strings and comments: O(1) work
 per byte, and feeding the text in any chunks gives the same answer. The prime is
 scanned first, so it may already hold a header or an open `{`; a function or
 declaration that ends inside the prime is passed over, and the rule waits for
-the next one. For "braces", pass the language id to make_stop_rule: string and
-comment syntax differ (JS templates, Go raw strings, Rust lifetimes, shell `#`).
+the next one. For "braces", pass the language id to make_stop_rule: one lexer
+serves them all, told by a _Dialect what differs: JS/TS template literals
+(`${}` nested) and regular expressions, TS generics in headers, Go raw
+strings, Rust raw strings r#"..."#, lifetimes and nested comments, C++ raw
+strings R"d(...)d", Java text blocks, digit separators; for shell `#`
+comments, quotes, `$(...)`, heredocs, and the compound commands open
+(if/then/fi, loops, case/esac), which the syntax guard closes.
 """
 
 from __future__ import annotations
@@ -32,9 +37,10 @@ DECLARATION = "declaration"
 RULES = ("braces", "indent", "lua_end", "none")
 
 _NL, _CR, _TAB, _SPACE, _BS, _DQ, _SQ, _BT, _HASH, _DOLLAR = b"\n\r\t \\\"'`#$"
-_LBRACE, _RBRACE, _RPAREN, _LBRACKET, _RBRACKET = b"{})[]"
+_LBRACE, _RBRACE, _LPAREN, _RPAREN, _LBRACKET, _RBRACKET = b"{}()[]"
 _STAR, _SLASH, _COLON, _SEMI, _DASH, _EQ, _LT = b"*/:;-=<"
 _DIGITS = frozenset(b"0123456789")
+_DIGITS_B = frozenset(bytes((d,)) for d in _DIGITS)  # one-byte strings
 _IDENT = frozenset(b"_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ") | _DIGITS
 _IDENT |= frozenset(range(0x80, 0x100))  # non-ASCII bytes: parts of identifiers
 _AGAIN = object()  # what a lexer state returns to have the byte scanned again in the new state
@@ -59,6 +65,11 @@ class LexerState:
     logical_line_bytes: int = 0  # Python: bytes since the current logical line started
     parens: int = 0  # braces: ( ) and [ ] nesting
     depth: int = 0  # blocks open: braces { } or Lua's function/do/then ... end
+    # braces: substitutions open in strings (JS `${`, shell `"$(`), whose code is inside a string
+    substitutions: int = 0
+    # shell: the compound commands and { } groups open, innermost last: "if" (before its
+    # `then`), "then", "loop" (before its `do`), "do", "case" or "{"
+    blocks: tuple[str, ...] = ()
 
 
 def _in_string(mode: str) -> bool:
@@ -124,6 +135,8 @@ class _Rule:
             else 0,
             parens=getattr(self, "parens", 0),
             depth=getattr(self, "depth", 0),
+            substitutions=len(getattr(self, "nest", ())),
+            blocks=tuple(getattr(self, "blocks", ())),
         )
 
     def _restart(self) -> None:
@@ -146,16 +159,28 @@ class _Never(_Rule):
 
 @dataclass(frozen=True)
 class _Dialect:
+    """What one brace language's lexer must know: its strings and the odd cases of its syntax."""
+
     # quote byte -> (backslash escapes, may span lines, bytes after `$` that open a substitution)
     strings: dict[int, tuple[bool, bool, bytes]]
-    shell: bool = False  # `#` comments at word starts, heredocs, $'...'; no // or /* */
+    shell: bool = False  # `#` comments at word starts, heredocs, $'...', if/fi ...; no // or /* */
     rust: bool = False  # 'a lifetimes, r#"..."# raw strings, nested /* */
+    raw_prefixes: tuple[bytes, ...] = ()  # C++: R"delim(...)delim" after these words
+    digit_quotes: bool = False  # C, C++: `'` inside a number separates digits (1'000'000)
+    text_blocks: bool = False  # Java: """ opens a text block that ends at """
+    regex: bool = False  # JS, TS: /.../ literals where an operand may start
+    generics: bool = False  # TS: <...> in a header may hold `{` (<T extends {a: 1}>)
 
 
 _C_STRINGS = {_DQ: (True, False, b""), _SQ: (True, False, b"")}
+_JS_STRINGS = {**_C_STRINGS, _BT: (True, True, b"{")}
+_CPP_RAW = (b"R", b"LR", b"uR", b"UR", b"u8R")
 _DIALECTS = {
-    "c": _Dialect(_C_STRINGS),  # also C++ and Java
-    "js": _Dialect({**_C_STRINGS, _BT: (True, True, b"{")}),
+    "c": _Dialect(_C_STRINGS, digit_quotes=True),
+    "cpp": _Dialect(_C_STRINGS, raw_prefixes=_CPP_RAW, digit_quotes=True),
+    "java": _Dialect(_C_STRINGS, text_blocks=True),
+    "js": _Dialect(_JS_STRINGS, regex=True),
+    "ts": _Dialect(_JS_STRINGS, regex=True, generics=True),
     "go": _Dialect({**_C_STRINGS, _BT: (False, True, b"")}),
     "rust": _Dialect({_DQ: (True, True, b"")}, rust=True),
     "shell": _Dialect(
@@ -163,36 +188,62 @@ _DIALECTS = {
     ),
 }
 _DIALECT_OF = {
+    "cpp": "cpp",
+    "java": "java",
     "javascript": "js",
-    "typescript": "js",
+    "typescript": "ts",
     "go": "go",
     "rust": "rust",
     "shellscript": "shell",
 }
 _WORD_BREAK = frozenset(b" \t\r\n;&|()")  # a shell `#` after one of these starts a comment
+# JS: a `/` after one of these (or after a keyword below) starts a regular expression.
+_REGEX_AFTER = frozenset(b"(,=:[!&|?{};+-*%>~^\n")  # not `<`: JSX's </a>
+_REGEX_WORDS = frozenset(
+    b"return typeof case do else in of new delete void throw instanceof yield await".split()
+)
+# Shell compound commands: a keyword at a command's start opens or moves on a block.
+# The blocks: "if" (condition, before `then`), "then" (its body), "loop" (before `do`),
+# "do" (the loop's body), "case", "{"; each closes with what guard.py appends.
+_SHELL_OPENS = {b"if": "if", b"while": "loop", b"until": "loop", b"for": "loop"}
+_SHELL_OPENS |= {b"select": "loop", b"case": "case"}
+_SHELL_NEXT = {(b"then", "if"): "then", (b"elif", "then"): "if", (b"else", "then"): "then"}
+_SHELL_NEXT |= {(b"do", "loop"): "do"}
+_SHELL_CLOSE = {b"fi": ("if", "then"), b"done": ("loop", "do"), b"esac": ("case",)}
+_SHELL_COMMAND_FOLLOWS = frozenset(b"if then elif else while until do ! time".split())
 
 
 class _Braces(_Rule):
+    """One lexer for every brace language; the dialect says how their strings and comments differ."""
+
     def __init__(self, prime: bytes, dialect: _Dialect):
         self.d = dialect
         self.mode = self._code
         self.depth = 0  # { } nesting
         self.parens = 0  # ( ) and [ ] nesting
+        self.angles = 0  # TS: < > nesting in the header
         self.started = False  # the body's `{` has opened
         self.prev = self.prev_sig = _NL  # the previous code byte; the previous non-blank one
-        self.word = b""  # the identifier being read (first 3 bytes), for Rust's r"..."
+        self.word = b""  # the identifier being read (first 9 bytes)
+        self.token = b""  # the last identifier read before it
         self.escape = False
         self.quote = (_DQ, True, False, b"")  # the open string: as in _Dialect.strings, quote first
         self.nest: list[tuple[int, int, tuple]] = []  # open ${ } / $( ): (closer, level, string)
         self.count = 0  # nesting of a block comment; `#`s that opened a Rust raw string
         self.last = 0  # the previous byte in a block comment; `#`s after `"` in a raw string
+        self.delimiter = b""  # C++: the delimiter of a raw string R"delimiter(...)delimiter"
+        self.regex = False  # JS: the `/` being read may open a regular expression
+        self.in_class = False  # JS: inside [...] of a regular expression
         self.heredoc = b""  # shell: delimiter of a heredoc that starts with the next line
         self.strip_tabs = False  # shell: <<- heredoc
         self.line = b""  # shell: start of the current heredoc line
+        self.command = True  # shell: the next word starts a command (may be a keyword)
+        self.word_command = False  # shell: the word being read started a command
+        self.blocks: list[str] = []  # shell: compound commands and { } open, innermost last
         super().__init__(prime)
 
     def _restart(self) -> None:
-        self.started, self.parens = False, 0
+        self.started, self.parens, self.angles, self.blocks = False, 0, 0, []
 
     def _code(self, b: int):
         d, stop = self.d, None
@@ -205,27 +256,49 @@ class _Braces(_Rule):
             return _AGAIN
         elif d.rust and b == _SQ:
             self.mode = self._rust_quote
+        elif b == _DQ and self.word in d.raw_prefixes:
+            self.delimiter, self.mode = b"", self._raw_delimiter
+        elif b == _SQ and d.digit_quotes and self.word[:1] in _DIGITS_B:
+            pass  # 1'000'000
+        elif b == _DQ and d.text_blocks:
+            self.quote, self.mode = (_DQ, True, False, b""), self._quote_pair
         elif b in d.strings:
             escapes, lines, subst = d.strings[b]
             escapes |= d.shell and b == _SQ and self.prev == _DOLLAR  # $'...'
             self.quote, self.mode = (b, escapes, lines, subst), self._string
         elif b == _SLASH and not d.shell:
+            self.regex = d.regex and (
+                self.prev_sig in _REGEX_AFTER
+                or self.prev_sig in _IDENT
+                and (self.word or self.token) in _REGEX_WORDS
+            )
             self.mode = self._slash
             return None
         elif d.shell and b == _HASH and self.prev in _WORD_BREAK:
             self.mode = self._line_comment
-        elif d.shell and b == _LT and self.prev == _LT:
+        elif d.shell and b == _LT and self.prev == _LT and self.parens < 2:  # not in $(( ))
             self.heredoc, self.strip_tabs, self.mode = b"", False, self._heredoc_word
         elif b == _NL and self.heredoc:
             self.line, self.mode = b"", self._heredoc_body
         elif b == _LBRACE:
-            body = not (self.depth or self.parens or self.prev in _IDENT or self.prev_sig == _COLON)
+            body = not (
+                self.depth
+                or self.parens
+                or self.angles
+                or self.prev in _IDENT
+                or self.prev_sig == _COLON
+            )
             self.started |= body  # not `interface{}`, `x{1}`, `f({a})`, `): {a: T} {`
             self.depth += 1
+            if d.shell:
+                self.blocks.append("{")
         elif b == _RBRACE:
             self.depth = max(0, self.depth - 1)
-            if not self._resume(_RBRACE, self.depth) and self.started and not self.depth:
-                stop = (self.pos + 1, END)
+            if not self._resume(_RBRACE, self.depth):
+                if self.blocks and self.blocks[-1] == "{":
+                    self.blocks.pop()
+                if self.started and not self.depth:
+                    stop = (self.pos + 1, END)
         elif b in b"([":
             self.parens += 1
         elif b in b")]":
@@ -234,11 +307,47 @@ class _Braces(_Rule):
                 self._resume(_RPAREN, self.parens)
         elif b == _SEMI and not (self.started or self.depth or self.parens):
             stop = (self.pos + 1, DECLARATION)
+        elif d.generics and b in b"<>" and not (self.started or self.depth or self.parens):
+            if b == _LT:
+                self.angles += 1
+            elif self.prev not in b"=-":  # not => or ->
+                self.angles = max(0, self.angles - 1)
+        self._after(b)
+        return stop
+
+    def _after(self, b: int) -> None:
+        """Bookkeeping after a code byte: the previous bytes, the word, shell keywords."""
         self.prev = b
         if b not in b" \t\r\n":
             self.prev_sig = b
-        self.word = (self.word + bytes((b,)))[:3] if b in _IDENT else b""
-        return stop
+        if b in _IDENT:
+            if not self.word:
+                self.word_command = self.command
+            self.word = (self.word + bytes((b,)))[:9]
+            return
+        if self.word:
+            self.token, self.word = self.word, b""
+            if self.d.shell:
+                self._shell_word(self.token)
+        if self.d.shell:
+            if b in b"\n;&|(){}":
+                self.command = True
+            elif b not in b" \t\r!":
+                self.command = False
+
+    def _shell_word(self, word: bytes) -> None:
+        """A shell word has ended: at a command's start, a keyword opens, moves on or closes a block."""
+        self.command = False
+        if not self.word_command or self.parens:
+            return
+        self.command = word in _SHELL_COMMAND_FOLLOWS
+        top = self.blocks[-1] if self.blocks else ""
+        if word in _SHELL_OPENS:
+            self.blocks.append(_SHELL_OPENS[word])
+        elif (word, top) in _SHELL_NEXT:
+            self.blocks[-1] = _SHELL_NEXT[word, top]
+        elif top in _SHELL_CLOSE.get(word, ()):
+            self.blocks.pop()
 
     def _resume(self, closer: int, level: int) -> bool:
         """A `}` or `)` that closes a substitution resumes the string around it."""
@@ -247,6 +356,11 @@ class _Braces(_Rule):
             return True
         return False
 
+    def _close_string(self, b: int) -> None:
+        self.mode, self.prev, self.prev_sig, self.word = self._code, b, b, b""
+        if self.d.shell:
+            self.command = False
+
     def _string(self, b: int):
         quote, escapes, lines, subst = self.quote
         if self.escape:
@@ -254,7 +368,7 @@ class _Braces(_Rule):
         elif b == _BS and escapes:
             self.escape = True
         elif b == quote:
-            self.mode, self.prev, self.prev_sig = self._code, b, b
+            self._close_string(b)
         elif b == _NL and not lines:  # unterminated: give up on the string at the line end
             self.mode = self._code
             return _AGAIN
@@ -273,7 +387,35 @@ class _Braces(_Rule):
         else:
             self.nest.append((_RPAREN, self.parens, self.quote))
             self.parens += 1
-        self.mode, self.prev, self.prev_sig = self._code, b, b
+        self.mode, self.prev, self.prev_sig, self.word = self._code, b, b, b""
+        self.command = True
+        return None
+
+    def _quote_pair(self, b: int):
+        """Java, after `"`: a second `"` is an empty string or the start of a text block."""
+        if b == _DQ:
+            self.mode = self._quote_third
+            return None
+        self.mode = self._string
+        return _AGAIN
+
+    def _quote_third(self, b: int):
+        if b == _DQ:
+            self.run, self.mode = 0, self._triple
+            return None
+        self._close_string(_DQ)  # "" then something else
+        return _AGAIN
+
+    def _triple(self, b: int):
+        """Inside a Java text block: it ends at three quotes that no backslash escapes."""
+        if self.escape:
+            self.escape, self.run = False, 0
+        elif b == _BS:
+            self.escape, self.run = True, 0
+        else:
+            self.run = self.run + 1 if b == _DQ else 0
+            if self.run == 3:
+                self._close_string(_DQ)
         return None
 
     def _slash(self, b: int):
@@ -281,8 +423,28 @@ class _Braces(_Rule):
             self.mode = self._line_comment
         elif b == _STAR:
             self.count, self.last, self.mode = 1, 0, self._block_comment
+        elif self.regex:
+            self.in_class, self.mode = False, self._regex
+            return _AGAIN
         else:
             self.mode, self.prev, self.prev_sig, self.word = self._code, _SLASH, _SLASH, b""
+            return _AGAIN
+        return None
+
+    def _regex(self, b: int):
+        """Inside /.../ in JS: a `/` in a [class] or after a backslash does not end it."""
+        if self.escape:
+            self.escape = False
+        elif b == _BS:
+            self.escape = True
+        elif b == _LBRACKET:
+            self.in_class = True
+        elif b == _RBRACKET:
+            self.in_class = False
+        elif b == _SLASH and not self.in_class:
+            self._close_string(_RPAREN)  # then flags, or an operator as after a `)`
+        elif b == _NL:  # not a regular expression after all: code again from the line end
+            self.mode = self._code
             return _AGAIN
         return None
 
@@ -339,7 +501,32 @@ class _Braces(_Rule):
         else:
             self.last = -1
         if self.last == self.count:
-            self.mode, self.prev, self.prev_sig = self._code, _DQ, _DQ
+            self._close_string(_DQ)
+        return None
+
+    def _raw_delimiter(self, b: int):
+        """After R" in C++: the delimiter, up to `(` (at most 16 bytes)."""
+        if b == _LPAREN:
+            self.last, self.mode = -1, self._raw_cpp
+        elif len(self.delimiter) < 16 and b not in b" ()\\\t\v\f\r\n":
+            self.delimiter += bytes((b,))
+        else:  # not a raw string: read it as an ordinary one
+            self.quote, self.mode = (_DQ, True, False, b""), self._string
+            return _AGAIN
+        return None
+
+    def _raw_cpp(self, b: int):
+        """Inside R"delimiter(...)delimiter": `last` counts the bytes of the closing `)delimiter"`."""
+        if self.last >= 0:
+            closing = self.delimiter + b'"'
+            if b == closing[self.last]:
+                self.last += 1
+                if self.last == len(closing):
+                    self._close_string(_DQ)
+                return None
+            self.last = -1
+        if b == _RPAREN:
+            self.last = 0
         return None
 
     def _heredoc_word(self, b: int):
