@@ -56,6 +56,12 @@ def add_eval_command(sub: Subcommands) -> None:
         help="--split val: the training run's --val-fraction (default 0.05)",
     )
     e.add_argument(
+        "--split-by",
+        choices=["project", "file"],
+        default="project",
+        help="--split val: the training run's --split-by (default project: held-out projects)",
+    )
+    e.add_argument(
         "--max-files",
         type=positive_int,
         help="at most N files, spread evenly over the sorted list (default: all; keystrokes 20)",
@@ -113,11 +119,12 @@ def find_eval_files(
     split: str = "all",
     val_fraction: float = 0.05,
     max_files: int | None = None,
+    split_by: str = "project",
 ) -> list[Path]:
     """The files to evaluate on: files as given, then the folders' files as a corpus would
     keep them (with split "val", only the files a training run on the same folders holds
     out); at most max_files of them, evenly spread over that order."""
-    from charcode.training.corpus import collect_files, split_files
+    from charcode.training.corpus import collect_files, split_sources
 
     if not paths:
         raise CliError("give the files or folders to evaluate on")
@@ -129,7 +136,7 @@ def find_eval_files(
     if folders:
         found, _ = collect_files(folders, language_id)
         if split == "val":
-            is_val = split_files([f.rel for f in found], val_fraction)
+            is_val, _ = split_sources(found, folders, val_fraction, split_by)
             found = [f for f, v in zip(found, is_val, strict=True) if v]
             if not found:
                 raise CliError(
@@ -160,7 +167,9 @@ def eval_files(
         paths = [Path(r) for r in corpus["roots"]]
         print(f"charcode: the held-out files of {' '.join(corpus['roots'])}", file=sys.stderr)
     max_files = args.max_files if args.max_files is not None else default_max_files
-    return find_eval_files(paths, language_id, args.split, args.val_fraction, max_files)
+    return find_eval_files(
+        paths, language_id, args.split, args.val_fraction, max_files, args.split_by
+    )
 
 
 def check_plot(args) -> bool:

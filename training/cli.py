@@ -111,6 +111,14 @@ def add_train_command(sub: Subcommands) -> None:
         "--val-fraction", type=float, default=0.05, help="share of files held out for validation"
     )
     t.add_argument(
+        "--split-by",
+        default="project",
+        choices=["project", "file"],
+        help="hold out whole projects (default: the packages a `charcode corpus` folder names, "
+        "or whole --repo folders when there are several; one plain repository is split by "
+        "file) or files by a hash of their paths",
+    )
+    t.add_argument(
         "--max-file-bytes",
         type=positive_int,
         default=1_000_000,
@@ -168,6 +176,7 @@ def _build_corpus(args, language_id: str, log):
         val_fraction=args.val_fraction,
         max_file_bytes=args.max_file_bytes,
         progress=log,
+        split_by=getattr(args, "split_by", "project"),
     )
 
 

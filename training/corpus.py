@@ -2,8 +2,10 @@
 
 repos -> file list (git ls-files, or a walk that honours .gitignore) -> skip what would
 teach the model nothing good (vendored, generated, minified, binary, duplicate, ...) ->
-train/validation split by a hash of each file's path, so a file keeps its side as the
-repository grows -> each document encoded as BOUNDARY + its UTF-8 bytes into train.u16
+train/validation split that holds out whole projects (the packages of a `charcode corpus`
+folder, or whole --repo folders when there are several; split_sources), or, with one plain
+repository or split_by "file", by a hash of each file's path, so a file keeps its side as
+the repository grows -> each document encoded as BOUNDARY + its UTF-8 bytes into train.u16
 and val.u16 -> cached under a key of the file list's paths, sizes and mtimes, so a second
 build reads no file contents at all.
 """
@@ -376,6 +378,12 @@ def collect_files(
 
 # --- split -------------------------------------------------------------------------------
 
+SPLIT_BY = ("project", "file")
+# Written by `charcode corpus` (training/recipes.py) into DEST/<language>; its "split" names
+# the packages (first path component) that are held out.
+CORPUS_MANIFEST = "MANIFEST.json"
+SPLIT_FORMAT = 1  # bump when a split rule changes: part of the cache key
+
 
 def _path_hash(rel: str) -> int:
     return int.from_bytes(hashlib.sha256(rel.encode("utf-8", "surrogateescape")).digest(), "big")
@@ -392,6 +400,102 @@ def split_files(rel_paths: list[str], val_fraction: float) -> list[bool]:
     if len(is_val) >= 2 and not any(is_val):
         is_val[order[0]] = True
     return is_val
+
+
+def choose_projects(sizes: dict[str, int], val_fraction: float) -> list[str]:
+    """The held-out projects when no list names them: projects in the order of the sha256 of
+    their names, each taken while the held-out bytes are below val_fraction of all bytes; with
+    two or more projects each side gets at least one. A project's side depends on its name and
+    on the sizes, so it is the same on every machine and for every folder the corpus is in."""
+    names = sorted(sizes, key=lambda n: (_path_hash(n), n))
+    total, held, chosen = sum(sizes.values()), 0, []
+    for name in names:
+        if held >= val_fraction * total or val_fraction <= 0:
+            break
+        chosen.append(name)
+        held += sizes[name]
+    if len(chosen) == len(names) and len(names) >= 2:
+        chosen.pop()
+    return sorted(chosen)
+
+
+def manifest_split(root: Path) -> dict | None:
+    """The split that `charcode corpus` recorded for a corpus folder (its MANIFEST.json's
+    "split": {"by": "project", "val_packages": [...]}), {} for a corpus folder that names
+    none (built before the project split), None for any other folder."""
+    try:
+        manifest = json.loads((Path(root) / CORPUS_MANIFEST).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or "packages" not in manifest:
+        return None
+    split = manifest.get("split")
+    if isinstance(split, dict) and isinstance(split.get("val_packages"), list):
+        return {"val_packages": sorted(str(p) for p in split["val_packages"])}
+    return {}
+
+
+def split_rule(roots: list[Path], split_by: str = "project") -> dict:
+    """Which rule split_sources applies to these roots (before any file is read): "by" is
+    "project" or "file", "projects" says what a project is, and "val_packages" the held-out
+    packages a corpus folder names. Part of the corpus cache key."""
+    if split_by not in SPLIT_BY:
+        raise CorpusError(f"unknown split {split_by!r}; pass --split-by project or file")
+    if split_by == "file":
+        return {"format": SPLIT_FORMAT, "by": "file", "projects": None}
+    if len(roots) >= 2:
+        return {"format": SPLIT_FORMAT, "by": "project", "projects": "repository"}
+    recorded = manifest_split(roots[0]) if roots else None
+    if recorded is None:
+        # One repository is one project: only its files can be held out.
+        return {"format": SPLIT_FORMAT, "by": "file", "projects": None}
+    return {"format": SPLIT_FORMAT, "by": "project", "projects": "package", **recorded}
+
+
+def _project_names(roots: list[Path]) -> list[str]:
+    """One name per root: its folder name, with its position when two roots share a name."""
+    names = [r.name or str(r) for r in roots]
+    return [f"{n}#{i}" if names.count(n) > 1 else n for i, n in enumerate(names)]
+
+
+def project_of(f: SourceFile, rule: dict, root_names: list[str]) -> str:
+    if rule["projects"] == "repository":
+        return root_names[f.root_index]
+    if rule["projects"] == "package":
+        return f.rel.split("/", 1)[0]
+    return f.rel
+
+
+def split_sources(
+    files: list[SourceFile], roots: list[Path], val_fraction: float, split_by: str = "project"
+) -> tuple[list[bool], dict]:
+    """True for the validation files, and the split as a summary entry.
+
+    - split_by "file": by a hash of each file's path (split_files), as before projects;
+    - "project", one corpus folder of `charcode corpus` (DEST/<language> with MANIFEST.json):
+      a project is a package (the first path component); the packages its manifest's split
+      names are held out, or, for a manifest that names none, packages chosen by
+      choose_projects at val_fraction of the bytes;
+    - "project", two or more --repo folders: each folder is one project, chosen by
+      choose_projects;
+    - "project", one folder that is not a corpus folder: one project, so by file.
+    """
+    roots = _check_roots(roots)  # as collect_files and build_corpus number them
+    rule = split_rule(roots, split_by)
+    if rule["by"] == "file":
+        is_val = split_files([f.rel for f in files], val_fraction)
+        return is_val, {**rule, "val_projects": None}
+    names = _project_names(roots)
+    projects = [project_of(f, rule, names) for f in files]
+    if "val_packages" in rule:
+        held = set(rule["val_packages"])
+    else:
+        sizes: dict[str, int] = collections.Counter()
+        for f, p in zip(files, projects, strict=True):
+            sizes[p] += f.size
+        held = set(choose_projects(dict(sizes), val_fraction))
+    is_val = [p in held for p in projects]
+    return is_val, {**rule, "val_projects": sorted(held & set(projects))}
 
 
 # --- encoding and cache ------------------------------------------------------------------
@@ -429,8 +533,14 @@ def _fsync(f) -> None:
     os.fsync(f.fileno())
 
 
-def _encode(folder: Path, docs: Iterable[tuple[SourceFile, bytes]], val_fraction: float) -> dict:
-    """Write train.u16 and val.u16 into folder; return the summary's counts."""
+def _encode(
+    folder: Path,
+    docs: Iterable[tuple[SourceFile, bytes]],
+    roots: list[Path],
+    val_fraction: float,
+    split_by: str = "project",
+) -> dict:
+    """Write train.u16 and val.u16 into folder; return the summary's counts and split."""
     # 1) every document, in order, into one stream; the split needs the full kept list
     files, spans, digest, pos = [], [], hashlib.sha256(), 0
     stream = folder / "all.u16"
@@ -443,8 +553,8 @@ def _encode(folder: Path, docs: Iterable[tuple[SourceFile, bytes]], val_fraction
             digest.update(data)
     if not files:
         return {"files": 0}
-    # 2) split by path, then copy each side's documents out of the stream
-    is_val = split_files([f.rel for f in files], val_fraction)
+    # 2) split (by project or by path), then copy each side's documents out of the stream
+    is_val, split = split_sources(files, roots, val_fraction, split_by)
     everything = np.memmap(stream, dtype=np.uint16, mode="r")
     for name, side in (("train.u16", False), ("val.u16", True)):
         with open(folder / name, "wb") as out:
@@ -464,6 +574,7 @@ def _encode(folder: Path, docs: Iterable[tuple[SourceFile, bytes]], val_fraction
         "train_bytes": train_bytes,
         "val_bytes": val_bytes,
         "sha256": digest.hexdigest(),
+        "split": split,
     }
 
 
@@ -514,8 +625,11 @@ def build_corpus(
     val_fraction: float = 0.05,
     max_file_bytes: int = 1_000_000,
     progress: Callable[[str], None] | None = None,
+    split_by: str = "project",
 ) -> Corpus:
-    """The encoded corpus of the roots' files of one language, built once and then reused."""
+    """The encoded corpus of the roots' files of one language, built once and then reused.
+    split_by "project" holds out whole projects where the roots have several (split_sources),
+    "file" holds out files by a hash of their paths."""
     say = progress or (lambda _msg: None)
     lang, roots = _language(language_id), _check_roots(roots)
     if not 0 <= val_fraction < 1:
@@ -528,7 +642,12 @@ def build_corpus(
     _check_found(len(candidates), skipped, lang, roots)
 
     # 2) reuse the corpus built from the same files and settings
-    settings = {"val_fraction": val_fraction, "max_file_bytes": max_file_bytes, "filters": _FILTERS}
+    settings = {
+        "val_fraction": val_fraction,
+        "max_file_bytes": max_file_bytes,
+        "filters": _FILTERS,
+        "split": split_rule(roots, split_by),
+    }
     key = _cache_key(lang, roots, candidates, skipped, settings)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = cache_dir / key
@@ -544,7 +663,8 @@ def build_corpus(
     say(f"reading {len(candidates)} files")
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=cache_dir))
     try:
-        counts = _encode(tmp, _read_kept(candidates, max_file_bytes, skipped, say), val_fraction)
+        kept = _read_kept(candidates, max_file_bytes, skipped, say)
+        counts = _encode(tmp, kept, roots, val_fraction, split_by)
         _check_found(counts["files"], skipped, lang, roots)
         summary = {
             **counts,
@@ -592,5 +712,11 @@ def format_summary(summary: dict) -> str:
     if skipped:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(skipped.items()))
         lines.append(f"skipped {_files(sum(skipped.values()))}: {reasons}")
+    split = s.get("split") or {}
+    if split.get("by") == "project":
+        held = ", ".join(split.get("val_projects") or []) or "none"
+        lines.append(f"split by project ({split.get('projects')}); held out: {held}")
+    elif split:
+        lines.append("split by file (a hash of each file's path)")
     lines.append(f"corpus sha256 {s['sha256']}")
     return "\n".join(lines)

@@ -44,6 +44,7 @@ RECIPES_PATH = Path(__file__).with_name("recipes.json")
 RECIPE_FORMAT = 1
 MANIFEST_NAME = "MANIFEST.json"
 LISTING_NAME = "FILES.sha256"
+SUMMARY_NAME = "SUMMARY.md"
 _CHUNK = 1 << 20
 
 
@@ -103,6 +104,35 @@ def apt_spec(pkg: dict, pinned: bool = True) -> str:
     return f"{spec}={pkg['version']}" if pinned else spec
 
 
+def is_source(pkg: dict) -> bool:
+    """A Debian source package (`apt-get source`): its pinned files, and the upstream
+    tarball read from them; otherwise a binary package (`apt-get download`)."""
+    return "files" in pkg
+
+
+def source_tarball(pkg: dict) -> str:
+    """The file of a source package the sources are read from: `tarball` when the recipe
+    names it, else the upstream tarball (NAME_VERSION.orig.tar.*), else (a native package)
+    the one .tar.* that is not the Debian packaging."""
+    if pkg.get("tarball"):
+        return pkg["tarball"]
+    names = sorted(pkg["files"])
+    orig = [n for n in names if re.search(r"\.orig\.tar\.[a-z0-9]+\Z", n)]
+    native = [n for n in names if ".tar." in n and ".debian.tar." not in n and ".orig-" not in n]
+    found = orig or native
+    if len(found) != 1:
+        raise RecipeError(
+            f"source package {pkg['name']}: cannot tell its upstream tarball among "
+            f"{', '.join(names)}; name it in the recipe's `tarball`"
+        )
+    return found[0]
+
+
+def package_dir(pkg: dict) -> str:
+    """The package's folder in the corpus: DEST/<language>/<folder>/..."""
+    return pkg.get("dir", pkg["name"])
+
+
 # --- globs -------------------------------------------------------------------------------
 
 
@@ -154,7 +184,9 @@ class Selection:
             max_file_bytes=int(recipe["max_file_bytes"]),
             include=tuple(pkg.get("include", ["**"])),
             exclude=tuple(pkg.get("exclude", [])),
-            strip_components=int(pkg.get("strip_components", 0)) if pkg.get("tarball") else 0,
+            strip_components=int(pkg.get("strip_components", 1 if is_source(pkg) else 0))
+            if pkg.get("tarball") or is_source(pkg)
+            else 0,
         )
 
 
@@ -282,6 +314,20 @@ def extract_package(deb: Path, recipe: dict, pkg: dict, out_dir: Path) -> Extrac
                     extract_members(inner, sel, out_dir, result)
                 return result
     raise RecipeError(f"{deb.name} holds no {tarball}; check the recipe's `tarball`")
+
+
+def extract_source(folder: Path, recipe: dict, pkg: dict, out_dir: Path) -> Extracted:
+    """A source package's selected files (from its upstream tarball), written under out_dir."""
+    sel = Selection.for_package(recipe, pkg)
+    result = Extracted()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tarball = folder / source_tarball(pkg)
+    try:
+        with tarfile.open(tarball, mode="r|*") as tar:
+            extract_members(tar, sel, out_dir, result)
+    except (OSError, tarfile.TarError) as e:
+        raise RecipeError(f"cannot read {tarball}: {e}; delete it and run again") from None
+    return result
 
 
 # --- downloading -------------------------------------------------------------------------
@@ -413,6 +459,261 @@ def _download_error(
     )
 
 
+SOURCES_LIST = (
+    "# written by charcode corpus: Debian 12's sources, for apt-get source\n"
+    "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+    "http://deb.debian.org/debian bookworm main\n"
+    "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+    "http://deb.debian.org/debian bookworm-updates main\n"
+    "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+    "http://deb.debian.org/debian-security bookworm-security main\n"
+)
+
+
+def _apt_source_options(apt_dir: Path) -> list[str]:
+    """apt-get options for a private apt state in apt_dir whose only sources are bookworm's
+    deb-src lines: the machine's own apt configuration is neither read nor changed."""
+    return [
+        "-o",
+        f"Dir::Etc::SourceList={apt_dir / 'sources.list'}",
+        "-o",
+        "Dir::Etc::SourceParts=/nonexistent",
+        "-o",
+        f"Dir::State::Lists={apt_dir / 'lists'}",
+        "-o",
+        f"Dir::Cache={apt_dir / 'cache'}",
+        "-o",
+        "APT::Sandbox::User=" + ("root" if os.geteuid() == 0 else os.environ.get("USER", "root")),
+    ]
+
+
+def _apt_source_state(apt_dir: Path, say: Callable[[str], None]) -> list[str]:
+    """The private apt state for source packages, updated once a day."""
+    apt_get = _require("apt-get", "charcode corpus downloads Debian source packages with apt")
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+    sources = apt_dir / "sources.list"
+    fresh = sources.is_file() and sources.read_text("utf-8") == SOURCES_LIST
+    lists = list((apt_dir / "lists").glob("*_Sources*"))
+    stale = not lists or time.time() - min(p.stat().st_mtime for p in lists) > 86400
+    if not fresh or stale:
+        sources.write_text(SOURCES_LIST, "utf-8")
+        say(f"apt-get update (deb-src lines for bookworm, in {apt_dir})")
+        proc = subprocess.run(
+            [apt_get, "-q", *_apt_source_options(apt_dir), "update"], capture_output=True, text=True
+        )
+        if proc.returncode:
+            raise RecipeError(
+                f"apt-get update for the source lists failed: {_apt_error(proc.stderr)}"
+            )
+    return [apt_get, *_apt_source_options(apt_dir)]
+
+
+def _cached_source(pkg: dict, folder: Path) -> bool:
+    return all(
+        (folder / name).is_file() and sha256_file(folder / name) == digest
+        for name, digest in pkg["files"].items()
+    )
+
+
+def fetch_source(
+    pkg: dict,
+    sources_dir: Path,
+    apt_dir: Path,
+    language: str,
+    pinned: bool = True,
+    say: Callable[[str], None] = lambda _m: None,
+) -> tuple[Path, dict]:
+    """The folder holding a source package's files (sources_dir/NAME_VERSION), each checked
+    against its pinned sha256, and the package as fetched. Downloaded with
+    `apt-get source --download-only NAME=VERSION` (apt also checks them against the .dsc)."""
+    version = pkg.get("version", "")
+    folder = sources_dir / f"{pkg['name']}_{version.replace(':', '%3a')}"
+    if pinned and folder.is_dir() and _cached_source(pkg, folder):
+        return folder, {**pkg, "download_bytes": _bytes_in(folder, pkg["files"])}
+    apt = _apt_source_state(apt_dir, say)
+    spec = f"{pkg['name']}={version}" if pinned else pkg["name"]
+    say(f"apt-get source --download-only {spec}")
+    sources_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=sources_dir) as tmp:
+        proc = subprocess.run(
+            [*apt, "source", "--download-only", "-q", spec],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode:
+            raise _download_error(
+                {**pkg, "architecture": "source"},
+                language,
+                sources_dir,
+                _apt_error(proc.stderr),
+                pinned,
+            )
+        got = {p.name: sha256_file(p) for p in Path(tmp).iterdir() if p.is_file()}
+        if not pinned:
+            dscs = [n for n in got if n.endswith(".dsc")]
+            if len(dscs) != 1:
+                raise RecipeError(
+                    f"apt-get source {spec} left {len(dscs)} .dsc files; expected one"
+                )
+            version = _dsc_version(Path(tmp) / dscs[0])
+            folder = sources_dir / f"{pkg['name']}_{version.replace(':', '%3a')}"
+        elif got != pkg["files"]:
+            diff = sorted(
+                n for n in got.keys() | pkg["files"].keys() if got.get(n) != pkg["files"].get(n)
+            )
+            raise RecipeError(
+                f"apt-get source {spec} gave files that differ from the pins in {RECIPES_PATH.name} "
+                f"({', '.join(diff)}): the archive holds different files under the same version; "
+                f"find out why before changing the pins"
+            )
+        shutil.rmtree(folder, ignore_errors=True)
+        os.rename(tmp, folder)
+        os.mkdir(tmp)  # for TemporaryDirectory's cleanup
+    fetched = {**pkg, "version": version, "files": dict(sorted(got.items()))}
+    return folder, {**fetched, "download_bytes": _bytes_in(folder, fetched["files"])}
+
+
+def _bytes_in(folder: Path, names) -> int:
+    return sum((folder / n).stat().st_size for n in names)
+
+
+def _dsc_version(dsc: Path) -> str:
+    for line in dsc.read_text("utf-8", "replace").splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise RecipeError(f"{dsc} has no Version field")
+
+
+# --- style ---------------------------------------------------------------------------------
+
+SPACE_WIDTHS = ("2", "3", "4", "8")
+
+
+@dataclass
+class StyleCount:
+    """Indented lines by what they are indented with, and space-indented lines by the indent
+    step of their file (2, 3, 4, 8 or other)."""
+
+    lines: int = 0  # lines with any non-blank character
+    tab: int = 0  # indented, starting with a tab
+    space: int = 0  # indented, starting with a space
+    width: Counter = field(default_factory=Counter)  # space-indented lines by the file's step
+
+    def add_file(self, data: bytes) -> None:
+        depths, tabs = [], 0
+        for line in data.split(b"\n"):
+            body = line.lstrip(b" \t")
+            if not body.strip():
+                continue
+            self.lines += 1
+            indent = len(line) - len(body)
+            if not indent:
+                depths.append(0)
+            elif line[0] == 0x09:
+                tabs += 1
+            else:
+                depths.append(indent)
+        spaced = sum(1 for d in depths if d)
+        self.tab += tabs
+        self.space += spaced
+        if spaced:
+            self.width[indent_step(depths)] += spaced
+
+    def add(self, other: StyleCount) -> None:
+        self.lines += other.lines
+        self.tab += other.tab
+        self.space += other.space
+        self.width.update(other.width)
+
+    def to_dict(self) -> dict:
+        indented = self.tab + self.space
+
+        def share(n: int, d: int) -> float:
+            return round(n / d, 4) if d else 0.0
+
+        return {
+            "lines": self.lines,
+            "indented_lines": indented,
+            "tab_share": share(self.tab, indented),
+            "space_share": share(self.space, indented),
+            "space_width_share": {
+                w: share(self.width[w], self.space) for w in (*SPACE_WIDTHS, "other")
+            },
+            "label": self.label(),
+        }
+
+    def label(self) -> str:
+        """The dominant style: "tabs", "4 spaces", ... (or "mixed" when none has 70%)."""
+        indented = self.tab + self.space
+        if not indented:
+            return "none"
+        if self.tab >= 0.7 * indented:
+            return "tabs"
+        if self.space >= 0.7 * indented and self.width:
+            width, n = self.width.most_common(1)[0]
+            if n >= 0.7 * self.space:
+                return f"{width} spaces" if width != "other" else "spaces (other)"
+        return "mixed"
+
+
+def indent_step(depths: list[int]) -> str:
+    """A file's indent step from the depths (in spaces) of its lines in order: the most common
+    increase from one line to the next, counting increases of 2 to 8 (1 is mostly the ` * `
+    of a block comment, and is used only when there is no other)."""
+    steps = Counter(b - a for a, b in zip(depths, depths[1:], strict=False) if b > a)
+    ranked = [s for s, _ in steps.most_common()]
+    common = [s for s in ranked if 2 <= s <= 8] or ranked
+    step = common[0] if common else min((d for d in depths if d), default=0)
+    return str(step) if str(step) in SPACE_WIDTHS else "other"
+
+
+def style_of_files(folder: Path, paths) -> StyleCount:
+    count = StyleCount()
+    for rel in paths:
+        count.add_file((folder / rel).read_bytes())
+    return count
+
+
+def format_style(style: dict) -> str:
+    widths = ", ".join(
+        f"{w}: {style['space_width_share'][w]:.0%}" for w in (*SPACE_WIDTHS, "other")
+    )
+    return (
+        f"tabs {style['tab_share']:.0%}, spaces {style['space_share']:.0%} of "
+        f"{style['indented_lines']:,} indented lines (space-indented lines by their file's "
+        f"step: {widths})"
+    )
+
+
+def summary_text(manifest: dict) -> str:
+    """SUMMARY.md of a corpus: packages, versions, hashes, bytes, style and the split."""
+    held = set((manifest.get("split") or {}).get("val_packages") or [])
+    lines = [
+        f"# {manifest['language']} corpus",
+        "",
+        f"{manifest['files']:,} files, {manifest['bytes']:,} bytes from "
+        f"{len(manifest['packages'])} Debian 12 packages; tree sha256 {manifest['tree_sha256']}.",
+        "",
+        f"Style: {format_style(manifest['style'])}.",
+        "",
+        "Held out for validation (whole packages): " + (", ".join(sorted(held)) or "none") + ".",
+        "",
+        "| package | version | kind | sha256 | files | bytes | style | tabs | spaces | split |",
+        "|---|---|---|---|---:|---:|---|---:|---:|---|",
+    ]
+    for p in manifest["packages"]:
+        st = p["style"]
+        digest = p.get("sha256") or p.get("files_sha256", {}).get(p.get("tarball", ""), "")
+        lines.append(
+            f"| {p['dir']} | {p['version']} | {p['kind']} | {digest[:16]} | {p['files']:,} | "
+            f"{p['bytes']:,} | {st['label']} | {st['tab_share']:.0%} | {st['space_share']:.0%} | "
+            f"{'validation' if p['dir'] in held else 'train'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 # --- the corpus tree ---------------------------------------------------------------------
 
 
@@ -441,7 +742,7 @@ def hash_tree(folder: Path) -> tuple[dict[str, str], int]:
         for name in filenames:
             path = Path(dirpath) / name
             rel = path.relative_to(folder).as_posix()
-            if rel in (MANIFEST_NAME, LISTING_NAME):
+            if rel in (MANIFEST_NAME, LISTING_NAME, SUMMARY_NAME):
                 continue
             files[rel] = sha256_file(path)
             total += path.lstat().st_size
@@ -465,6 +766,12 @@ def _publish(tmp: Path, folder: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def val_packages(recipe: dict) -> list[str]:
+    """The package folders a recipe holds out for validation (none for a recipe that predates
+    the project split: charcode train then chooses packages by a hash of their names)."""
+    return sorted(recipe.get("val_packages", []))
+
+
 def build_language(
     language: str,
     dest: Path,
@@ -474,49 +781,87 @@ def build_language(
     say: Callable[[str], None] = lambda _m: None,
 ) -> dict:
     """Download, verify and extract one language's corpus into dest/<language>; returns the
-    manifest (also written to dest/<language>/MANIFEST.json)."""
+    manifest (also written to dest/<language>/MANIFEST.json, with SUMMARY.md beside it)."""
+    doc = load_recipes() if doc is None else doc
     recipe = get_recipe(language, doc)
     dest = Path(dest).expanduser().resolve()
     debs_dir = Path(debs_dir).expanduser().resolve() if debs_dir else dest / ".debs"
+    sources_dir, apt_dir = dest / ".sources", dest / ".apt"
     folder = dest / language
     started = time.monotonic()
+    pinned = not any_version
+    names = [package_dir(p) for p in recipe["packages"]]
+    if len(names) != len(set(names)):
+        raise RecipeError(f"the {language} recipe names a package folder twice")
+    missing_val = sorted(set(val_packages(recipe)) - set(names))
+    if missing_val:
+        raise RecipeError(f"the {language} recipe holds out {missing_val}, which it does not list")
 
-    fetched = fetch_debs(recipe["packages"], debs_dir, language, not any_version, say)
+    binaries = [p for p in recipe["packages"] if not is_source(p)]
+    fetched_debs = dict(
+        zip(
+            [p["name"] for p in binaries],
+            fetch_debs(binaries, debs_dir, language, pinned, say) if binaries else [],
+            strict=True,
+        )
+    )
 
     dest.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{language}.", suffix=".tmp", dir=dest))
     try:
         files: dict[str, str] = {}
-        total, packages = 0, []
-        for deb, info in fetched:
+        total, packages, style = 0, [], StyleCount()
+        for pkg in recipe["packages"]:
             t0 = time.monotonic()
-            part = extract_package(deb, recipe, info, tmp / info["name"])
-            files.update((f"{info['name']}/{p}", h) for p, h in part.files.items())
+            where = package_dir(pkg)
+            if is_source(pkg):
+                src, info = fetch_source(pkg, sources_dir, apt_dir, language, pinned, say)
+                part = extract_source(src, recipe, info, tmp / where)
+                entry = {
+                    "name": info["name"],
+                    "dir": where,
+                    "kind": "source",
+                    "version": info["version"],
+                    "tarball": source_tarball(info),
+                    "files_sha256": info["files"],
+                    "download_bytes": info["download_bytes"],
+                }
+            else:
+                deb, info = fetched_debs[pkg["name"]]
+                part = extract_package(deb, recipe, info, tmp / where)
+                entry = {
+                    "name": info["name"],
+                    "dir": where,
+                    "kind": "binary",
+                    "version": info["version"],
+                    "architecture": info["architecture"],
+                    "sha256": info["sha256"],
+                    "deb_bytes": info["deb_bytes"],
+                }
+            files.update((f"{where}/{p}", h) for p, h in part.files.items())
             total += part.bytes
-            entry = {
-                "name": info["name"],
-                "version": info["version"],
-                "architecture": info["architecture"],
-                "sha256": info["sha256"],
-                "deb_bytes": info["deb_bytes"],
-                "files": len(part.files),
-                "bytes": part.bytes,
-                "skipped": dict(sorted(part.skipped.items())),
-            }
+            pstyle = style_of_files(tmp / where, part.files)
+            style.add(pstyle)
+            entry.update(
+                files=len(part.files),
+                bytes=part.bytes,
+                skipped=dict(sorted(part.skipped.items())),
+                style=pstyle.to_dict(),
+            )
             packages.append(entry)
             skipped = ", ".join(f"{k} {v}" for k, v in entry["skipped"].items())
             say(
-                f"{info['name']} {info['version']}: {len(part.files):,} files, "
-                f"{part.bytes / 1e6:.1f} MB{f' (skipped {skipped})' if skipped else ''} "
-                f"[{time.monotonic() - t0:.0f} s]"
+                f"{where} {info['version']}: {len(part.files):,} files, "
+                f"{part.bytes / 1e6:.1f} MB, {pstyle.label()}"
+                f"{f' (skipped {skipped})' if skipped else ''} [{time.monotonic() - t0:.0f} s]"
             )
         tree = tree_summary(files, total)
         expect = recipe.get("expect") or {}
-        pinned = not any_version
+        held = val_packages(recipe)
         manifest = {
             "format": RECIPE_FORMAT,
             "language": language,
-            "distribution": (doc or load_recipes()).get("distribution"),
+            "distribution": doc.get("distribution"),
             "pinned": pinned,
             "packages": packages,
             **tree,
@@ -524,13 +869,29 @@ def build_language(
             "extensions": recipe["extensions"],
             "max_file_bytes": recipe["max_file_bytes"],
             "val_fraction": recipe["val_fraction"],
-            "split": "charcode's own: by a sha256 of each file's path relative to this folder "
-            "(training/corpus.py split_files), at val_fraction",
+            "style": style.to_dict(),
             "train_command": train_command(recipe, folder),
             "seconds": round(time.monotonic() - started, 1),
         }
+        if held:
+            manifest["split"] = {
+                "by": "project",
+                "val_packages": held,
+                "val_bytes": sum(p["bytes"] for p in packages if p["dir"] in held),
+                "about": "whole packages held out: charcode train --repo on this folder "
+                "(--split-by project, the default) validates on these packages' files only "
+                "and trains on the others' (training/corpus.py split_sources)",
+            }
+        else:
+            manifest["split"] = {
+                "about": "the recipe names no held-out packages: charcode train --split-by "
+                "project chooses packages by a sha256 of their names at val_fraction of the "
+                "bytes; --split-by file holds out files by a sha256 of their paths relative "
+                "to this folder (training/corpus.py split_sources)",
+            }
         _fsync_write(tmp / LISTING_NAME, listing_text(files))
         _fsync_write(tmp / MANIFEST_NAME, json.dumps(manifest, indent=1) + "\n")
+        _fsync_write(tmp / SUMMARY_NAME, summary_text(manifest))
         _publish(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -603,14 +964,18 @@ def add_corpus_subcommand(sub: Subcommands) -> None:
         "verify their sha256, extract the language's source files into DEST/LANGUAGE and "
         "print the `charcode train` command of the bundled model.",
     )
-    p.add_argument("--language", "-l", required=True, help="c, python or lua")
+    p.add_argument("--language", "-l", required=True, help="a language with a recipe (see --show)")
     p.add_argument(
         "--dest",
         type=Path,
         help="folder of corpora (default: $CHARCODE_SOURCES_DIR or the user cache folder); "
         "keep it outside git repositories",
     )
-    p.add_argument("--debs", type=Path, help="where .deb files are kept (default DEST/.debs)")
+    p.add_argument(
+        "--debs",
+        type=Path,
+        help="where .deb files are kept (default DEST/.debs; source packages: DEST/.sources)",
+    )
     p.add_argument(
         "--check",
         action="store_true",
@@ -658,11 +1023,26 @@ def cmd_corpus(args) -> int:
         f"{len(manifest['packages'])} package(s) in {folder} [{manifest['seconds']:.0f} s]"
     )
     print(f"tree sha256 {manifest['tree_sha256']}")
+    print(f"style: {format_style(manifest['style'])}")
+    for p in manifest["packages"]:
+        st = p["style"]
+        print(
+            f"  {p['dir']:<40} {p['version']:<28} {p['files']:>6,} files {p['bytes']:>12,} bytes"
+            f"  {st['label']:<10} tabs {st['tab_share']:>4.0%}"
+        )
+    held = (manifest.get("split") or {}).get("val_packages")
+    if held:
+        print(
+            f"held out for validation: {', '.join(held)} ({manifest['split']['val_bytes']:,} bytes)"
+        )
+    print(f"summary: {folder / SUMMARY_NAME}")
     expect = recipe.get("expect") or {}
     tree = {k: manifest[k] for k in ("files", "bytes", "tree_sha256")}
     if args.any_version:
         pins = [
-            {k: p[k] for k in ("name", "version", "architecture", "sha256")}
+            {"name": p["name"], "version": p["version"], "files": p["files_sha256"]}
+            if p["kind"] == "source"
+            else {k: p[k] for k in ("name", "version", "architecture", "sha256")}
             for p in manifest["packages"]
         ]
         print("unpinned build; to move the pins, put these into " + str(RECIPES_PATH) + ":")

@@ -364,7 +364,15 @@ class Trainer:
                 "val_bits_per_char": None if val is None or math.isinf(val) else round(val, 4),
                 "corpus": {
                     k: s.get(k)
-                    for k in ("files", "bytes", "sha256", "train_files", "val_files", "roots")
+                    for k in (
+                        "files",
+                        "bytes",
+                        "sha256",
+                        "train_files",
+                        "val_files",
+                        "roots",
+                        "split",
+                    )
                 },
                 "started": self.started,
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")
