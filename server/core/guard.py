@@ -12,16 +12,31 @@ end on ``if x:`` with no body.
 - Python: the running interpreter's compiler; an incomplete prefix (open
   brackets, a block still waiting for its body) can go on, a syntax error
   cannot.
-- C and Lua: the tree-sitter grammars (pip ``tree-sitter-c``,
-  ``tree-sitter-lua``); a prefix is judged only at the end of a statement (for
-  C, a line ending in ``;``, ``{`` or ``}`` outside brackets), after closing its
-  open blocks with the ``}`` or ``end`` the stop rule counts; valid when the
-  tree has no ERROR and no MISSING node. For Lua, where Lua 5.4's ``luac`` is
+- C, C++, Java, JavaScript, TypeScript, Go, Rust: the language's tree-sitter
+  grammar (validity.GRAMMARS). A prefix is judged at a line end outside strings,
+  comments and brackets, after closing its open blocks with the ``}`` the stop
+  rule counts; valid when the tree has no ERROR and no MISSING node but MISSING
+  ones after the text (a ``;`` after ``x = {`` closed by ``}``). Per language
+  (BRACE_SYNTAX) a line ending in ``;``, ``{`` or ``}`` must pass (False if
+  not); one that may end a statement without them (an identifier, ``)``, a
+  literal, ``,``: Go, JS, TS, a Rust tail) is approved when it passes and not
+  judged when it does not (``if (x)`` waits for its statement). C keeps the
+  guard its bundled model was measured with: only ``;{}`` lines, no MISSING
+  allowed. C and C++ ``#`` lines are not judged.
+- Shell: the stop rule tracks the compound commands open (if, loops, case,
+  ``{``); a line end inside the function body, not in a string, heredoc or
+  ``$( )`` and not continued (``|``, ``&&``, ``\\``), is closed with ``fi``,
+  ``done``, ``esac``, ``}`` as needed, and checked by tree-sitter-bash and
+  ``bash -n``: True when both accept, False when bash finds the error in the
+  text itself, else None. A whole function must pass both.
+- Lua: the tree-sitter grammar (pip ``tree-sitter-lua``); a prefix is judged
+  only at the end of a statement, after closing its open blocks with the
+  ``end`` the stop rule counts. Where Lua 5.4's ``luac`` is
   installed, ``luac -p`` must also accept it (``break`` outside a loop parses
   but does not compile). A Lua line no deeper than the function's header,
   while the function is open, is sampled again: Lua accepts a whole file's
   top-level code inside a body, and the model, having left the function,
-  goes on writing one. Without tree-sitter there is no guard.
+  goes on writing one. Without tree-sitter (or its grammar) there is no guard.
 
 ``guard_for`` returns None for a language without a guard: sampling is plain.
 """
@@ -30,12 +45,14 @@ from __future__ import annotations
 
 import ast
 import codeop
+import functools
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .stoprules import LexerState, StopRule
-from .validity import tree_sitter_parser
+from .validity import grammar_parser
 
 # guard(text, final, rule) -> True / False / None (see above); rule: the sampler's stop rule
 Guard = Callable[[bytes, bool, "StopRule | None"], "bool | None"]
@@ -115,7 +132,7 @@ def python_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool
     return True
 
 
-# ---------------------------------------------------------------- tree-sitter (C, Lua)
+# ---------------------------------------------------------------- tree-sitter (brace languages, Lua)
 
 
 def _clean(parser, text: bytes) -> bool:
@@ -123,31 +140,132 @@ def _clean(parser, text: bytes) -> bool:
     return not parser.parse(text).root_node.has_error
 
 
-def _last_code_byte(text: bytes) -> int:
-    stripped = text.rstrip()
-    return stripped[-1] if stripped else 0
-
-
 def _in_code(rule: StopRule | None) -> bool:
     return _lexer(rule).in_code
 
 
-def _make_c_guard() -> Guard | None:
-    parser = tree_sitter_parser("tree_sitter_c")
+def _clean_prefix(parser, text: bytes, closers: bytes) -> bool:
+    """``text + closers`` parses, but for MISSING nodes after the text: the closers end
+    what the text opened, and ``x = {`` closed by ``}`` lacks the `;` the text would
+    write next."""
+    root = parser.parse(text + closers).root_node
+    if not root.has_error:
+        return True
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_error or node.is_missing and node.start_byte < len(text):
+            return False
+        if node.has_error:
+            stack.extend(node.children)
+    return True
+
+
+@dataclass(frozen=True)
+class BraceSyntax:
+    """Where a brace language's guard judges a line, and how."""
+
+    language: str  # its grammar in validity.GRAMMARS
+    # After these last bytes a statement or block has ended: a prefix that does not parse
+    # once its blocks are closed cannot go on (False).
+    hard: bytes = b";{}"
+    # After these (or `++`/`--`) a statement may have ended: parsing approves the
+    # prefix (True), failing tells nothing (None: `if (x)` waits for its statement).
+    soft: bytes = b""
+    directives: bool = False  # C, C++: `#` lines are not judged (macros can be anything)
+    lenient: bool = True  # MISSING nodes after the text are no error (see _clean_prefix)
+
+
+_WORD_END = bytes(range(ord("a"), ord("z") + 1)) + bytes(range(ord("A"), ord("Z") + 1))
+_WORD_END += b"0123456789_)]\"'`"
+BRACE_SYNTAX = {
+    # C as measured for its bundled model; the others also approve lines that may end there
+    "c": BraceSyntax("c", directives=True, lenient=False),
+    "cpp": BraceSyntax("cpp", soft=b"," + _WORD_END, directives=True),
+    "java": BraceSyntax("java", soft=b"," + _WORD_END),
+    "javascript": BraceSyntax("javascript", soft=b"," + _WORD_END),
+    "typescript": BraceSyntax("typescript", soft=b"," + _WORD_END),
+    "go": BraceSyntax("go", soft=b"," + _WORD_END),
+    "rust": BraceSyntax("rust", soft=b"," + _WORD_END),
+}
+
+
+def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
+    parser = grammar_parser(syntax.language)
     if parser is None:
         return None
 
-    def c_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool | None:
+    def brace_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool | None:
         if final:
             return _clean(parser, text)
-        if rule is None or not _in_code(rule) or _lexer(rule).parens:
+        lexer = _lexer(rule)
+        if rule is None or not lexer.in_code or lexer.parens or lexer.substitutions:
+            return None  # inside a string, a comment, brackets or a template's ${ }
+        stripped = text.rstrip()
+        last_line = stripped.rsplit(b"\n", 1)[-1].lstrip()
+        if syntax.directives and last_line.startswith(b"#"):
             return None
-        last_line = text.rstrip().rsplit(b"\n", 1)[-1].lstrip()
-        if _last_code_byte(text) not in b";{}" or last_line.startswith(b"#"):
-            return None  # mid-statement, or a directive (macros can be anything)
-        return _clean(parser, text + b"\n" + b"}" * _lexer(rule).depth)
+        last = stripped[-1:]
+        hard = last and last in syntax.hard
+        soft = lexer.depth and (
+            last and last in syntax.soft or stripped.endswith((b"++", b"--")) and syntax.soft
+        )
+        if not (hard or soft):
+            return None  # mid-statement
+        closers = b"\n" + b"}" * lexer.depth
+        if syntax.lenient:
+            ok = _clean_prefix(parser, text, closers)
+        else:
+            ok = _clean(parser, text + closers)
+        return True if ok else (False if hard else None)
 
-    return c_guard
+    return brace_guard
+
+
+# ---------------------------------------------------------------- shell
+
+
+# What ends each block open (LexerState.blocks) so that the text can be checked: a body
+# gets a `:` (bash wants a command there).
+_SHELL_CLOSERS = {
+    "if": b"\nthen :\nfi",
+    "then": b"\n:\nfi",
+    "loop": b"\ndo :\ndone",
+    "do": b"\n:\ndone",
+    "case": b"\nesac",
+    "{": b"\n:\n}",
+}
+_SHELL_GOES_ON = (b"|", b"&&", b"\\")  # a line ending so goes on in the next
+
+
+def _make_shell_guard() -> Guard | None:
+    from .validity import bash, bash_check
+
+    parser = grammar_parser("shellscript")
+    if parser is None:
+        return None
+
+    def shell_guard(text: bytes, final: bool, rule: StopRule | None = None) -> bool | None:
+        if final:
+            return _clean(parser, text) and bash_check(text)[0]
+        lexer = _lexer(rule)
+        if rule is None or not lexer.in_code or lexer.parens or lexer.substitutions:
+            return None  # in a string, a heredoc, $( ) or ( )
+        if "{" not in lexer.blocks or text.rstrip().endswith(_SHELL_GOES_ON):
+            return None  # the body has not opened, or the command goes on
+        closers = b"".join(_SHELL_CLOSERS[block] for block in reversed(lexer.blocks))
+        if not _clean_prefix(parser, text, closers + b"\n"):
+            return None  # tree-sitter-bash trips on valid text at times: no judgement
+        if bash() is None:
+            return True
+        ok, line = bash_check(text + closers + b"\n")
+        if ok:
+            return True
+        # bash's error in the text itself is the text's; in the closers, perhaps the
+        # blocks were misread (a keyword used as a word): no judgement
+        return False if 0 < line <= text.count(b"\n") else None
+
+    return shell_guard
 
 
 _LUA_CONTINUES = frozenset(b",([{=+-*/%^<>.~:")  # a line ending so goes on in the next
@@ -188,7 +306,7 @@ def _lua_outdented(text: bytes, rule: StopRule | None) -> bool:
 
 
 def _make_lua_guard() -> Guard | None:
-    parser = tree_sitter_parser("tree_sitter_lua")
+    parser = grammar_parser("lua")
     if parser is None:
         return None
     compiles = _lua_compiler()
@@ -215,6 +333,7 @@ def _make_lua_guard() -> Guard | None:
 
 _GUARDS: dict[str, Callable[[], Guard | None]] = {
     "python": lambda: python_guard,
-    "c": _make_c_guard,
     "lua": _make_lua_guard,
+    "shellscript": _make_shell_guard,
+    **{language: functools.partial(_make_brace_guard, s) for language, s in BRACE_SYNTAX.items()},
 }

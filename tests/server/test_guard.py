@@ -124,8 +124,11 @@ def test_lua_guard_rejects_what_luac_does_not_compile():
     assert guard(b"local function f(...)\n  return ...\nend\n", True, None) is True
 
 
-def test_no_guard_for_other_languages():
-    assert guard_for("rust") is None and guard_for("shellscript") is None
+def test_every_language_of_the_table_has_a_guard_and_others_none():
+    from charcode.training.languages import LANGUAGES
+
+    assert all(guard_for(language) is not None for language in LANGUAGES)
+    assert guard_for("cobol") is None
 
 
 def sample(rt, guard, seed=0, max_chars=600, temperature=1.0):
