@@ -175,6 +175,14 @@ async function trainWorkspace(deps: Deps, presetLanguage: unknown): Promise<void
   if (!roots) {
     return;
   }
+  // serving needs no torch, training does: the first time, offer to install it (then go on)
+  const python = deps.server.interpreter;
+  if (!python || !(await deps.setup.ensureTorch(python))) {
+    return;
+  }
+  if (!(await requireServer(deps))) {
+    return;
+  }
   const minutes = deps.server.settings().trainMinutes;
   const workDoneToken = `charcode-train-${language}-${Date.now()}`;
   deps.log.info(`Training a ${language} model on ${roots.join(", ")} for up to ${minutes} min`);

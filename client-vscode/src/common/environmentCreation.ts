@@ -1,7 +1,10 @@
 /**
  * Environment creation: charcode's private environment, a venv in the
- * extension's global storage into which pip installs torch and the charcode
- * wheel shipped inside the .vsix. Where it lives, and how it is (re)made.
+ * extension's global storage into which pip installs the charcode wheel
+ * shipped inside the .vsix and its dependencies (NumPy, pygls, tree-sitter:
+ * a few tens of MB). No torch: serving runs in NumPy; torchInstall.ts adds
+ * torch when Train on Workspace first needs it. Where the environment lives,
+ * and how it is (re)made.
  *
  * Processes are started through an injected `Run`, so the unit tests run
  * under plain node.
@@ -44,18 +47,9 @@ export function findWheel(dir: string): string | undefined {
   return newest ? path.join(dir, newest) : undefined;
 }
 
-/** Arguments after the venv's python for installing torch and the wheel. */
-export function pipInstallArgs(wheel: string, torchRequirement: string, extra: string[]): string[] {
-  return [
-    "-m",
-    "pip",
-    "install",
-    "--disable-pip-version-check",
-    "--no-input",
-    ...extra,
-    torchRequirement,
-    wheel,
-  ];
+/** Arguments after the venv's python for installing the wheel (and its dependencies). */
+export function pipInstallArgs(wheel: string, extra: string[]): string[] {
+  return ["-m", "pip", "install", "--disable-pip-version-check", "--no-input", ...extra, wheel];
 }
 
 /** A failed setup step: `message` says what went wrong, `hint` how to fix it. */
@@ -75,11 +69,10 @@ export interface CreateEnvOptions {
   basePythons: string[];
   envDir: string;
   wheel: string;
-  torchRequirement: string;
   pipExtraArgs: string[];
   run?: Run;
   log?: Logger;
-  /** short human-readable progress ("Installing torch...") */
+  /** short human-readable progress ("Installing charcode...") */
   onStep?: (message: string) => void;
   signal?: AbortSignal;
 }
@@ -97,13 +90,14 @@ export function pipProgressMessage(line: string): string | undefined {
   return `${m[1]} ${rest}`.trim();
 }
 
-function tail(text: string, lines = 15): string {
+/** The last lines of a program's output, for a SetupError's details. */
+export function tail(text: string, lines = 15): string {
   return text.trim().split(/\r?\n/).slice(-lines).join("\n");
 }
 
 /**
  * Creates (or re-creates) the private environment: a venv from the first
- * base interpreter that can make one, then `pip install <torch> <wheel>`.
+ * base interpreter that can make one, then `pip install <wheel>`.
  * Returns the new interpreter's probe. Throws SetupError.
  */
 export async function createPrivateEnvironment(options: CreateEnvOptions): Promise<Probe> {
@@ -158,9 +152,9 @@ export async function createPrivateEnvironment(options: CreateEnvOptions): Promi
   }
   const python = venvPython(options.envDir);
 
-  // 3) torch and the charcode wheel (and their dependencies) from the package index
-  step(`Installing ${options.torchRequirement} and charcode (this can take a few minutes)`);
-  const pip = await run(python, pipInstallArgs(options.wheel, options.torchRequirement, options.pipExtraArgs), {
+  // 3) the charcode wheel, and its dependencies from the package index
+  step("Installing charcode and its dependencies (a few tens of MB)");
+  const pip = await run(python, pipInstallArgs(options.wheel, options.pipExtraArgs), {
     timeoutMs: 60 * 60_000,
     signal: options.signal,
     env: { ...process.env, PIP_NO_INPUT: "1", PYTHONUNBUFFERED: "1" },
@@ -177,14 +171,12 @@ export async function createPrivateEnvironment(options: CreateEnvOptions): Promi
   }
   if (pip.code !== 0) {
     const output = pip.stderr + pip.stdout;
-    const noTorch = /No matching distribution found for torch|Could not find a version that satisfies the requirement torch/i.test(
-      output,
-    );
+    const missing = /No matching distribution found for (\S+)/i.exec(output)?.[1];
     throw new SetupError(
-      `pip could not install ${options.torchRequirement} and charcode (${pip.error ?? `exit code ${pip.code}`}).`,
-      noTorch
-        ? `Check \`charcode.torchRequirement\` ("${options.torchRequirement}") and \`charcode.pipExtraArgs\`: pip found no matching torch for Python ${base.version}.`
-        : "Check the network or proxy settings pip needs (pip.conf, PIP_INDEX_URL), `charcode.torchRequirement` and `charcode.pipExtraArgs`; the log has pip's full output.",
+      `pip could not install charcode (${pip.error ?? `exit code ${pip.code}`}).`,
+      missing
+        ? `pip found no ${missing} for Python ${base.version} on the package index: check \`charcode.pipExtraArgs\` and pip's index settings (pip.conf, PIP_INDEX_URL).`
+        : "Check the network or proxy settings pip needs (pip.conf, PIP_INDEX_URL) and `charcode.pipExtraArgs`; the log has pip's full output.",
       tail(output),
     );
   }

@@ -5,7 +5,8 @@
  * choice is never silently replaced), else the Python extension's selected
  * interpreter, charcode's private environment (environmentCreation.ts says
  * where it lives), and `python3` on PATH. The first that has the `charcode`
- * package and torch wins.
+ * package (and pygls) wins: serving needs no torch. Whether it has torch is
+ * noted, for Train on Workspace (torchInstall.ts offers it when missing).
  *
  * Processes are started through an injected `Run`, and the VS Code API only
  * through a parameter, so the unit tests run under plain node.
@@ -38,12 +39,14 @@ print(json.dumps(info))
 
 export interface Probe {
   python: string;
-  /** runs charcode.server: has charcode, torch and pygls on a new enough Python */
+  /** runs charcode.server: has charcode and pygls on a new enough Python */
   ok: boolean;
+  /** torch can be found (training needs it; serving does not) */
+  torch: boolean;
   executable?: string;
   version?: string;
   charcodeVersion?: string;
-  /** modules missing, e.g. ["charcode", "torch"] */
+  /** modules the server needs that are missing, e.g. ["charcode", "pygls"] */
   missing: string[];
   /** can make a venv with pip (to base the private environment on) */
   canCreateVenv: boolean;
@@ -76,6 +79,7 @@ export function parseProbe(python: string, result: RunResult): Probe {
   const fail = (problem: string): Probe => ({
     python,
     ok: false,
+    torch: false,
     missing: [],
     canCreateVenv: false,
     problem,
@@ -101,6 +105,7 @@ export function parseProbe(python: string, result: RunResult): Probe {
     executable: info.executable,
     version,
     charcodeVersion: info.charcodeVersion,
+    torch: info.torch,
     canCreateVenv: info.venv && versionAtLeast(info.version, MIN_PYTHON),
   };
   if (!versionAtLeast(info.version, MIN_PYTHON)) {
@@ -113,7 +118,6 @@ export function parseProbe(python: string, result: RunResult): Probe {
   }
   const missing = [
     ...(info.charcode ? [] : ["charcode"]),
-    ...(info.torch ? [] : ["torch"]),
     ...(info.pygls ? [] : ["pygls"]),
   ];
   return {
@@ -199,10 +203,10 @@ export function describeFailure(resolution: Resolution): string {
     ({ candidate, probe }) =>
       `${candidate.python} (${SOURCE_LABEL[candidate.source]}): ${probe.problem ?? "unusable"}`,
   );
-  return `No Python with charcode and torch was found. Tried ${parts.join("; ")}.`;
+  return `No Python with charcode was found. Tried ${parts.join("; ")}.`;
 }
 
-/** A short form for notifications: "python3: Python 3.11.7 lacks charcode, torch". */
+/** A short form for notifications: "python3: Python 3.11.7 lacks charcode". */
 export function shortFailure(resolution: Resolution | undefined): string {
   const parts = (resolution?.tried ?? []).map(({ candidate, probe }) => `${candidate.python}: ${probe.problem ?? "unusable"}`);
   return parts.join("; ") || "no interpreter found";

@@ -1,9 +1,11 @@
 /**
  * Setup: when no interpreter has charcode, offer to create charcode's private
  * environment (a venv in the extension's global storage) and install the
- * charcode wheel shipped inside the .vsix plus `charcode.torchRequirement`,
- * with a cancellable progress notification. Every failure says what went
- * wrong and how to fix it; nothing fails silently.
+ * charcode wheel shipped inside the .vsix (no torch: a few tens of MB), with
+ * a cancellable progress notification. When training first needs torch,
+ * offer to install it (torchInstall.ts) with the same kind of notification.
+ * Every failure says what went wrong and how to fix it; nothing fails
+ * silently.
  */
 import * as path from "path";
 import * as vscode from "vscode";
@@ -13,13 +15,18 @@ import { describeFailure, type Resolution, shortFailure } from "./interpreterDis
 import { errorMessage, showWithOpenLogs } from "./log";
 import type { ServerManager } from "./server";
 import type { Settings } from "./settings";
+import { ensureTorch, type TorchPlan, type TorchUi } from "./torchInstall";
 
 export const CREATE_ENVIRONMENT = "Create Environment";
+export const INSTALL_TORCH = "Install torch";
 
 export class EnvironmentSetup {
   private offering = false;
   private creating: Promise<boolean> | undefined;
   private lastResolution: Resolution | undefined;
+  private torchOffer: Promise<boolean> | undefined;
+  /** interpreters seen with torch (the check imports torch: seconds) */
+  private readonly hasTorch = new Set<string>();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -49,7 +56,7 @@ export class EnvironmentSetup {
         this.log,
         "error",
         `charcode: the interpreter in charcode.pythonPath cannot run the charcode server. ${why} ` +
-          "Install charcode and torch into it, or clear the setting to let charcode use its own environment.",
+          "Install charcode into it (`pip install <path to charcode>`), or clear the setting to let charcode use its own environment.",
         "Open Settings",
       );
       if (choice === "Open Settings") {
@@ -61,8 +68,8 @@ export class EnvironmentSetup {
       vscode.window,
       this.log,
       "warning",
-      `charcode needs a Python with charcode and torch (${shortFailure(this.lastResolution)}). ` +
-        `Create a private environment for charcode? pip installs the charcode package shipped with the extension and ${settings.torchRequirement} (a large download).`,
+      `charcode needs a Python with the charcode package (${shortFailure(this.lastResolution)}). ` +
+        "Create a private environment for charcode? pip installs charcode, shipped with the extension, and its dependencies (NumPy, pygls: a few tens of MB).",
       CREATE_ENVIRONMENT,
       "Set Interpreter Path",
     );
@@ -122,7 +129,6 @@ export class EnvironmentSetup {
             basePythons: this.basePythons(),
             envDir,
             wheel,
-            torchRequirement: settings.torchRequirement,
             pipExtraArgs: settings.pipExtraArgs,
             log: this.log,
             onStep: (message) => progress.report({ message }),
@@ -149,6 +155,73 @@ export class EnvironmentSetup {
     }
     await this.server.restart();
     return true;
+  }
+
+  /**
+   * True when `python` (the server's interpreter) has torch, or the user
+   * accepted the offer to install it and it was installed; Train on
+   * Workspace goes on only then. One offer at a time.
+   */
+  ensureTorch(python: string): Promise<boolean> {
+    if (this.hasTorch.has(python)) {
+      return Promise.resolve(true);
+    }
+    this.torchOffer ??= this.ensureTorchNow(python).finally(() => {
+      this.torchOffer = undefined;
+    });
+    return this.torchOffer;
+  }
+
+  private async ensureTorchNow(python: string): Promise<boolean> {
+    const settings = this.server.settings();
+    const ok = await ensureTorch({
+      python,
+      requirement: settings.torchRequirement,
+      pipExtraArgs: settings.pipExtraArgs,
+      ui: this.torchUi(),
+      log: this.log,
+    });
+    if (ok) {
+      this.hasTorch.add(python);
+    }
+    return ok;
+  }
+
+  private torchUi(): TorchUi {
+    const privateEnv = privateEnvDir(this.context.globalStorageUri.fsPath);
+    return {
+      busy: (title, task) => Promise.resolve(vscode.window.withProgress({ location: vscode.ProgressLocation.Window, title }, task)),
+      offer: async (python: string, plan: TorchPlan, alternative: TorchPlan | undefined) => {
+        const where = path.resolve(python).startsWith(privateEnv + path.sep)
+          ? "charcode's Python environment"
+          : python;
+        const install = INSTALL_TORCH;
+        const cpu = "CPU Build Instead";
+        const choice = await vscode.window.showInformationMessage(
+          `charcode: training needs PyTorch, which ${where} does not have (completions do not). ` +
+            `Install ${plan.what}? pip runs with a progress notification you can cancel.`,
+          install,
+          ...(alternative ? [cpu] : []),
+        );
+        return choice === install ? plan : choice === cpu ? alternative : undefined;
+      },
+      progress: (title, task) =>
+        Promise.resolve(
+          vscode.window.withProgress(
+            { location: vscode.ProgressLocation.Notification, title, cancellable: true },
+            (progress, token) => {
+              const abort = new AbortController();
+              token.onCancellationRequested(() => abort.abort());
+              return task((report) => progress.report(report), abort.signal);
+            },
+          ),
+        ),
+      installed: (message) => vscode.window.setStatusBarMessage(message, 10_000),
+      cancelled: (message) => void vscode.window.showInformationMessage(message),
+      failed: async (error: SetupError) =>
+        (await showWithOpenLogs(vscode.window, this.log, "error", `charcode: ${error.message} ${error.hint}`, "Retry")) ===
+        "Retry",
+    };
   }
 
   private async fail(error: unknown): Promise<void> {

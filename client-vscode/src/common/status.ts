@@ -126,7 +126,7 @@ export function describe(input: StatusInput): StatusView {
     case "noPython":
       return {
         text: "charcode: no Python environment",
-        detail: "no interpreter has charcode and torch",
+        detail: "no interpreter has charcode",
         severity: "error",
         busy: false,
         command: { title: "Set up", command: "charcode.createEnvironment" },

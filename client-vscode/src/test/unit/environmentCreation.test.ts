@@ -31,8 +31,8 @@ describe("private environment", () => {
     assert.equal(findWheel(path.join(dir, "missing")), undefined);
   });
 
-  test("pip installs the torch requirement and the wheel, with extra arguments first", () => {
-    assert.deepEqual(pipInstallArgs("/x/charcode.whl", "torch==2.13.0", ["--extra-index-url", "https://e"]), [
+  test("pip installs the wheel alone (no torch), with extra arguments first", () => {
+    assert.deepEqual(pipInstallArgs("/x/charcode.whl", ["--extra-index-url", "https://e"]), [
       "-m",
       "pip",
       "install",
@@ -40,7 +40,6 @@ describe("private environment", () => {
       "--no-input",
       "--extra-index-url",
       "https://e",
-      "torch==2.13.0",
       "/x/charcode.whl",
     ]);
   });
@@ -84,7 +83,7 @@ describe("private environment", () => {
         return ok(probeJson({ executable: "/usr/bin/python3", charcode: false, torch: false }));
       }
       if (args[1] === "pip") {
-        return ok("Collecting torch==2.13.0\nSuccessfully installed charcode-0.1.0 torch-2.13.0\n");
+        return ok("Collecting numpy>=1.24\nSuccessfully installed charcode-0.1.0 numpy-2.4.6\n");
       }
       return ok("");
     });
@@ -92,7 +91,6 @@ describe("private environment", () => {
       basePythons: ["/old/python", "python3"],
       envDir,
       wheel: "/ext/bundled/charcode-0.1.0-py3-none-any.whl",
-      torchRequirement: "torch==2.13.0",
       pipExtraArgs: [],
       run,
       onStep: (m) => steps.push(m),
@@ -101,35 +99,39 @@ describe("private environment", () => {
     const actions = calls.filter((c) => !isProbe(c.slice(1)));
     assert.deepEqual(actions, [
       ["/usr/bin/python3", "-m", "venv", envDir],
-      [python, ...pipInstallArgs("/ext/bundled/charcode-0.1.0-py3-none-any.whl", "torch==2.13.0", [])],
+      [python, ...pipInstallArgs("/ext/bundled/charcode-0.1.0-py3-none-any.whl", [])],
     ]);
-    assert.ok(steps.includes("Collecting torch==2.13.0"));
+    assert.ok(steps.includes("Collecting numpy>=1.24"));
+    assert.ok(!calls.some((c) => c.some((a) => /^torch/.test(a))), "no torch at environment creation");
     assert.match(steps[steps.length - 1], /^Ready/);
   });
 
   test("no base interpreter: says how to get one", async () => {
     const { run } = fakeRun(() => ({ code: null, stdout: "", stderr: "", error: "ENOENT" }));
     await assert.rejects(
-      createPrivateEnvironment({ basePythons: ["python3"], envDir: "/tmp/x", wheel: "w", torchRequirement: "torch", pipExtraArgs: [], run }),
+      createPrivateEnvironment({ basePythons: ["python3"], envDir: "/tmp/x", wheel: "w", pipExtraArgs: [], run }),
       (e: unknown) => e instanceof SetupError && /python3: not found/.test(e.message) && /python3-venv/.test(e.hint),
     );
   });
 
-  test("pip failing on torch points at charcode.torchRequirement", async () => {
+  test("pip finding no dependency names it and points at the index settings", async () => {
     const envDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "charcode-env-")), "python-env");
     const { run } = fakeRun((_cmd, args) => {
       if (isProbe(args)) {
         return ok(probeJson({ charcode: false }));
       }
       if (args[1] === "pip") {
-        return { code: 1, stdout: "", stderr: "ERROR: No matching distribution found for torch==9.9\n" };
+        return { code: 1, stdout: "", stderr: "ERROR: No matching distribution found for pygls<3,>=2.0\n" };
       }
       return ok("");
     });
     await assert.rejects(
-      createPrivateEnvironment({ basePythons: ["python3"], envDir, wheel: "w", torchRequirement: "torch==9.9", pipExtraArgs: [], run }),
+      createPrivateEnvironment({ basePythons: ["python3"], envDir, wheel: "w", pipExtraArgs: [], run }),
       (e: unknown) =>
-        e instanceof SetupError && /charcode\.torchRequirement/.test(e.hint) && /No matching distribution/.test(e.details),
+        e instanceof SetupError &&
+        /no pygls<3,>=2\.0/.test(e.hint) &&
+        /charcode\.pipExtraArgs/.test(e.hint) &&
+        /No matching distribution/.test(e.details),
     );
   });
 
@@ -139,7 +141,7 @@ describe("private environment", () => {
       isProbe(args) ? ok(probeJson({ charcode: false })) : { code: 1, stdout: "", stderr: "ensurepip is not available" },
     );
     await assert.rejects(
-      createPrivateEnvironment({ basePythons: ["python3"], envDir, wheel: "w", torchRequirement: "torch", pipExtraArgs: [], run }),
+      createPrivateEnvironment({ basePythons: ["python3"], envDir, wheel: "w", pipExtraArgs: [], run }),
       (e: unknown) => e instanceof SetupError && /python3-venv/.test(e.hint) && /ensurepip/.test(e.details),
     );
   });

@@ -105,10 +105,18 @@ describe("probe", () => {
   });
 
   test("missing modules are named", () => {
-    const p = probeOf("python3", { charcode: false, torch: false });
+    const p = probeOf("python3", { charcode: false, pygls: false, torch: false });
     assert.equal(p.ok, false);
-    assert.deepEqual(p.missing, ["charcode", "torch"]);
-    assert.equal(p.problem, "Python 3.11.7 lacks charcode, torch");
+    assert.deepEqual(p.missing, ["charcode", "pygls"]);
+    assert.equal(p.problem, "Python 3.11.7 lacks charcode, pygls");
+  });
+
+  test("serving needs no torch: an interpreter without it is used, and noted as such", () => {
+    const p = probeOf("python3", { torch: false });
+    assert.equal(p.ok, true);
+    assert.equal(p.torch, false);
+    assert.deepEqual(p.missing, []);
+    assert.equal(probeOf("python3").torch, true);
   });
 
   test("too old a Python is refused, also as a venv base", () => {
@@ -158,11 +166,11 @@ describe("resolution", () => {
       Promise.resolve(probeOf(p, { charcode: false, torch: false })),
     );
     assert.equal(r.found, undefined);
-    assert.equal(shortFailure(r), "python3: Python 3.11.7 lacks charcode, torch");
+    assert.equal(shortFailure(r), "python3: Python 3.11.7 lacks charcode");
     assert.equal(shortFailure(undefined), "no interpreter found");
     assert.equal(
       describeFailure(r),
-      "No Python with charcode and torch was found. Tried python3 (python3 on PATH): Python 3.11.7 lacks charcode, torch.",
+      "No Python with charcode was found. Tried python3 (python3 on PATH): Python 3.11.7 lacks charcode.",
     );
   });
 });
