@@ -32,6 +32,7 @@ async def completion(ls: CharcodeServer, params: types.CompletionParams) -> type
         cursor,
         stale=lambda: ls.documents.version(cursor.uri) != cursor.version,
     )
+    ls.learn_when_idle(cursor)
     if not candidates or ls.documents.version(cursor.uri) != cursor.version:
         return EMPTY
     typed = cursor.data[start : cursor.offset]

@@ -34,6 +34,7 @@ async def inline_completion(
         ls.settings.inline_max_lines,
         stale=lambda: ls.documents.version(cursor.uri) != cursor.version,
     )
+    ls.learn_when_idle(cursor)
     if not text or ls.documents.version(cursor.uri) != cursor.version:
         return EMPTY
     where = types.Range(start=cursor.position, end=cursor.position)

@@ -8,6 +8,10 @@ request with the same key arrives, or when the caller's ``stale()`` says the
 document has changed; decoders check it every step. A job that is already
 stale when the thread reaches it is skipped without touching the model, so a
 burst of keystrokes computes only what is still current.
+
+Background jobs (``background=True``: learning the text the user has left) also
+stop as soon as any other job is waiting, so they only fill the thread's idle
+time and never delay a keystroke by more than one of their small steps.
 """
 
 from __future__ import annotations
@@ -31,13 +35,24 @@ class RunnerStats:
 
 
 class Ticket:
-    def __init__(self, stale: Callable[[], bool] | None, kind: str):
+    def __init__(
+        self,
+        stale: Callable[[], bool] | None,
+        kind: str,
+        others_waiting: Callable[[], bool] | None = None,
+    ):
         self.cancel = threading.Event()
         self._stale = stale
+        self._others_waiting = others_waiting
         self.kind = kind
+        self.waiting = False  # counted in the runner's waiting foreground jobs
 
     def should_stop(self) -> bool:
-        return self.cancel.is_set() or (self._stale is not None and self._stale())
+        return (
+            self.cancel.is_set()
+            or (self._others_waiting is not None and self._others_waiting())
+            or (self._stale is not None and self._stale())
+        )
 
 
 class Runner:
@@ -47,6 +62,8 @@ class Runner:
         )
         self._latest: dict[Hashable, Ticket] = {}
         self._active: set[Ticket] = set()
+        self._waiting = 0  # foreground jobs submitted and not yet started
+        self._waiting_lock = threading.Lock()
         self.stats = RunnerStats()
         # (kind, wall seconds, inference-thread CPU seconds) of recent jobs, for benchmarks
         self.timings: collections.deque[tuple[str, float, float]] = collections.deque(maxlen=20_000)
@@ -58,9 +75,13 @@ class Runner:
         *args: Any,
         stale: Callable[[], bool] | None = None,
         count: bool = True,
+        background: bool = False,
     ) -> Any:
-        """fn's result, or None if the job was skipped or stopped. Raises CancelledError if cancelled."""
-        ticket = Ticket(stale, str(key[-1]) if isinstance(key, tuple) else str(key))
+        """fn's result, or None if the job was skipped or stopped. Raises CancelledError if cancelled.
+
+        A ``background`` job stops (or is skipped) whenever a foreground job waits."""
+        kind = str(key[-1]) if isinstance(key, tuple) else str(key)
+        ticket = Ticket(stale, kind, self._others_waiting if background else None)
         self._active.add(ticket)
         if key is not None:
             old = self._latest.get(key)
@@ -68,6 +89,10 @@ class Runner:
                 old.cancel.set()  # superseded
             self._latest[key] = ticket
         loop = asyncio.get_running_loop()
+        if not background:
+            with self._waiting_lock:
+                self._waiting += 1
+                ticket.waiting = True
         try:
             return await loop.run_in_executor(self._pool, self._call, ticket, fn, args, count)
         except asyncio.CancelledError:
@@ -75,13 +100,25 @@ class Runner:
             self.stats.cancelled += 1
             raise
         finally:
+            self._not_waiting(ticket)  # a job cancelled before it started
             self._active.discard(ticket)
             if key is not None and self._latest.get(key) is ticket:
                 del self._latest[key]
 
+    def _others_waiting(self) -> bool:
+        return self._waiting > 0
+
+    def _not_waiting(self, ticket: Ticket) -> None:
+        with self._waiting_lock:
+            if ticket.waiting:
+                ticket.waiting = False
+                self._waiting -= 1
+
     def _call(self, ticket: Ticket, fn: Callable[..., Any], args: tuple, count: bool) -> Any:
+        self._not_waiting(ticket)
         if ticket.should_stop():
-            self.stats.skipped += 1
+            if count:
+                self.stats.skipped += 1
             return None
         if count:
             self.stats.computed += 1

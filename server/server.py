@@ -14,7 +14,7 @@ from pygls.exceptions import FeatureRequestError
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
-from .core.completer import Completer
+from .core.completer import Completer, TextAt
 from .core.lstm import single_threaded_blas
 from .core.model_store import ERROR, INFO, WARNING, ModelStore, Where
 from .core.once import Once
@@ -76,6 +76,7 @@ class CharcodeServer(LanguageServer):
         self.debug = os.environ.get("CHARCODE_DEBUG") == "1"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._told = Once()
+        self._background: set[asyncio.Task] = set()
 
     @property
     def encoding(self) -> str:
@@ -113,6 +114,31 @@ class CharcodeServer(LanguageServer):
         self.workspace_memory.configure(
             self.workspace_roots(), settings.adaptation, settings.adaptation_memory_mb
         )
+
+    def learn_when_idle(self, at: TextAt) -> None:
+        """After answering at a cursor: learn the document's lines before it in the
+        inference thread's idle time (a background job: it yields to every request)."""
+        if not self.settings.adaptation:
+            return
+
+        async def learn() -> None:
+            try:
+                await self.runner.run(
+                    (at.uri, "learn"),
+                    self.completer.learn_document,
+                    at,
+                    stale=lambda: self.documents.version(at.uri) != at.version,
+                    count=False,
+                    background=True,
+                )
+            except asyncio.CancelledError:
+                pass
+            except Exception as e:  # noqa: BLE001 - a failed lesson must not end the session
+                self.report_server_error(e, self.learn_when_idle)
+
+        task = asyncio.ensure_future(learn())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def remember_loop(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -158,6 +158,9 @@ class Oracle:
         self.asked.append(at.offset)
         return self.suggestions.get(at.offset, "").encode()
 
+    def learn_document(self, at: TextAt, should_stop=None) -> None:
+        pass  # nothing to learn: the suggestions are fixed
+
 
 def test_forced_suggestions_full_and_partial_accept():
     asked: list[int] = []

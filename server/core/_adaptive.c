@@ -984,6 +984,76 @@ static PyObject *Core_predict(CoreObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+static int get_f32(PyObject *o, Py_buffer *b, int writable, Py_ssize_t n, const char *what) {
+    if (PyObject_GetBuffer(o, b, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0)) <
+        0)
+        return -1;
+    if (b->itemsize != 4 || !b->format || strcmp(b->format, "f") != 0 || b->len != n * 4) {
+        PyBuffer_Release(b);
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd contiguous float32 values", what, n);
+        return -1;
+    }
+    return 0;
+}
+
+/* The LSTM's float32 logits as the float64 logits the tree reads: NaN is impossible,
+ * +inf certain (as adaptive._log_probs does for predict()). */
+static void logits_f64(const float *in, double *lp) {
+    int posinf = 0;
+    for (int i = 0; i < NSYM; i++) {
+        float v = in[i];
+        lp[i] = isnan(v) ? -INFINITY : (double)v;
+        if (isinf(v) && v > 0) posinf = 1;
+    }
+    if (posinf)
+        for (int i = 0; i < NSYM; i++) lp[i] = isinf(lp[i]) && lp[i] > 0 ? 0.0 : -INFINITY;
+}
+
+/* predict_logs(windows: sequence of k bytes, logits: float32[k*257], out: float32[k*257]):
+ * for each row, the natural log of the mixed distribution after the window (the last
+ * CONTEXT_BYTES bytes count) given the LSTM's logits there. Reads only. One call per
+ * decoding step of any batch: the decoders' hot path. */
+static PyObject *Core_predict_logs(CoreObject *self, PyObject *args) {
+    PyObject *owin, *olg, *oout;
+    Py_buffer lg, out;
+    if (!ready(self) || !PyArg_ParseTuple(args, "OOO", &owin, &olg, &oout)) return NULL;
+    PyObject *seq = PySequence_Fast(owin, "windows must be a sequence of bytes");
+    if (!seq) return NULL;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t r = 0; r < k; r++)
+        if (!PyBytes_Check(items[r])) {
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "windows must be bytes");
+            return NULL;
+        }
+    if (get_f32(olg, &lg, 0, k * NSYM, "logits") < 0) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    if (get_f32(oout, &out, 1, k * NSYM, "out") < 0) {
+        Py_DECREF(seq);
+        PyBuffer_Release(&lg);
+        return NULL;
+    }
+    /* the windows are immutable bytes held by seq: safe to read without the GIL */
+    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t r = 0; r < k; r++) {
+        Py_ssize_t n = PyBytes_GET_SIZE(items[r]);
+        Py_ssize_t L = n < CTX_BYTES ? n : CTX_BYTES;
+        const uint8_t *wp = (const uint8_t *)PyBytes_AS_STRING(items[r]) + (n - L);
+        double lp[NSYM], p[NSYM], z = 0.0;
+        logits_f64((const float *)lg.buf + r * NSYM, lp);
+        core_predict(&self->c, wp, (int)L, lp, p);
+        for (int i = 0; i < NSYM; i++) z += p[i];
+        float *o = (float *)out.buf + r * NSYM;
+        for (int i = 0; i < NSYM; i++) o[i] = (float)log(p[i] / z);
+    }
+    Py_END_ALLOW_THREADS Py_DECREF(seq);
+    PyBuffer_Release(&lg);
+    PyBuffer_Release(&out);
+    Py_RETURN_NONE;
+}
+
 /* score(buf: bytes, off: int, logprobs: float64[n*257], out: float64[n]); the
  * data scored is buf[off:], after the context buf[:off]. */
 static PyObject *Core_score(CoreObject *self, PyObject *args) {
@@ -1208,6 +1278,8 @@ static PyMethodDef Core_methods[] = {
     {"learn", (PyCFunction)Core_learn, METH_VARARGS, "learn(data: bytes): learn one file"},
     {"predict", (PyCFunction)Core_predict, METH_VARARGS,
      "predict(window, logprobs, out): the 257-way mixture; reads only"},
+    {"predict_logs", (PyCFunction)Core_predict_logs, METH_VARARGS,
+     "predict_logs(windows, logits, out): float32 log-mixtures of k rows; reads only"},
     {"score", (PyCFunction)Core_score, METH_VARARGS,
      "score(buf, off, logprobs, out): bits of each byte of buf[off:], then learn it"},
     {"stats", (PyCFunction)Core_stats, METH_NOARGS, "counters and sizes"},

@@ -152,6 +152,12 @@ class AdaptiveModel:
         out /= out.sum()
         return out
 
+    def predict_logs(self, contexts: tuple[bytes, ...], lstm_logits: np.ndarray, out: np.ndarray):
+        """The decoders' fast path: into ``out`` (k, 257, float32), the natural log of the
+        mixed distribution after each of k contexts, given the LSTM's logits (k, 257,
+        float32) there. Reads only; the same distributions as :meth:`predict`."""
+        self._core.predict_logs(contexts, np.ascontiguousarray(lstm_logits, np.float32), out)
+
     def predict_batch(self, contexts: list[bytes], lstm: np.ndarray) -> np.ndarray:
         """:meth:`predict` for many positions: (k, 257) in, (k, 257) out."""
         lstm = np.asarray(lstm)

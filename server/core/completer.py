@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
 from charcode.training.languages import LANGUAGES, Language
 from charcode.training.symbols import is_continuation
 
@@ -32,7 +30,7 @@ from .stoprules import make_stop_rule
 from .utf8 import is_word_byte
 
 DOC_LEARN_HORIZON = 4096  # bytes before the cursor's line a document's first request learns
-DOC_LEARN_STEP = 256  # at most this much document text is learned per request (about 10 ms)
+DOC_LEARN_STEP = 16  # document text learned between checks of should_stop (about 1 ms)
 BEAM_WIDTH = 5
 MAX_WORD_BYTES = 32
 WORD_LOOKBACK = 256  # bytes: a longer run of word characters is not a word worth completing
@@ -187,39 +185,44 @@ class Completer:
         self.snapshots.forget(uri)
         self._learned.pop(uri, None)
 
-    def learn_document(self, at: TextAt, rt: Predictor, should_stop: ShouldStop = _never) -> None:
+    def learn_document(self, at: TextAt, should_stop: ShouldStop = _never) -> None:
         """Teach the mixture the document's text before the cursor's line (lines the user
-        has left), each byte scored before it is learned; at most DOC_LEARN_STEP bytes per
-        call, so a first request in a large file stays cheap. Only real text teaches."""
+        has left; at most DOC_LEARN_HORIZON bytes of a document first seen), each byte
+        scored before it is learned. Runs apart from the requests (the server calls it
+        when idle), DOC_LEARN_STEP bytes at a time, until done or told to stop. Only real
+        text teaches: the decoders never call it."""
+        rt = self.predictor(at.language)
         if not isinstance(rt, MixedPredictor):
             return
         end = at.offset - len(at.line_prefix())
-        done = self._learned.get(at.uri)
-        # memoryviews: compare the learned prefix without copying the document each keystroke
-        if (
-            done is None
-            or memoryview(done.data)[: done.offset] != memoryview(at.data)[: done.offset]
-        ):
-            start = max(0, end - DOC_LEARN_HORIZON)
-            if done is not None:  # an edit above: go on from where the texts still agree
-                same = len(os.path.commonprefix([done.data[: done.offset], at.data[:end]]))
-                start = max(start, same)
-            if start and at.data[start - 1] != 0x0A:  # learn whole lines: from the next one
-                nl = at.data.find(b"\n", start, end)
-                start = nl + 1 if nl >= 0 else end
-        else:
-            start = done.offset
-        stop = min(end, start + DOC_LEARN_STEP)
-        if stop <= start:
-            self._learned[at.uri] = _Learned(at.data, max(start, 0))
+        start = self._learn_from(at, end)
+        if start >= end:
             return
         state = self.snapshots.state_at(at.uri, at.version, at.data, start, rt, should_stop)
-        if state is None:
-            return
-        chunk = at.data[start:stop]
-        logprobs, _ = rt.lstm.log_probs(state.lstm, np.frombuffer(chunk, dtype=np.uint8))
-        rt.model.score(chunk, logprobs[:-1], context=state.tails[0])
-        self._learned[at.uri] = _Learned(at.data, stop)
+        while state is not None and start < end and not should_stop():
+            stop = min(end, start + DOC_LEARN_STEP)
+            state = rt.learn(state, at.data[start:stop])
+            self._learned[at.uri] = _Learned(at.data, stop)
+            start = stop
+
+    def _learn_from(self, at: TextAt, end: int) -> int:
+        """Where learning the document goes on: after what was learned, if the document
+        still starts with it; else at a line start within the horizon before ``end``."""
+        done = self._learned.get(at.uri)
+        # memoryviews: compare the learned prefix without copying the document each keystroke
+        if done is not None and (
+            memoryview(done.data)[: done.offset] == memoryview(at.data)[: done.offset]
+        ):
+            return done.offset
+        start = max(0, end - DOC_LEARN_HORIZON)
+        if done is not None:  # an edit above: go on from where the texts still agree
+            same = len(os.path.commonprefix([done.data[: done.offset], at.data[:end]]))
+            start = max(start, same)
+        if start and at.data[start - 1] != 0x0A:  # learn whole lines: from the next one
+            nl = at.data.find(b"\n", start, end)
+            start = nl + 1 if nl >= 0 else end
+        self._learned[at.uri] = _Learned(at.data, start)
+        return start
 
     def state_at(self, at: TextAt, should_stop: ShouldStop = _never) -> State | None:
         rt = self.predictor(at.language)
@@ -245,7 +248,6 @@ class Completer:
         rt = self.predictor(at.language)
         if rt is None:
             return b""
-        self.learn_document(at, rt, should_stop)
         last = self._last_ghost
         start = 0
         if last is not None and self._typed_along(last, at, rt):
@@ -286,7 +288,6 @@ class Completer:
         rt = self.predictor(at.language)
         if rt is None:
             return None
-        self.learn_document(at, rt, should_stop)
         state = self.snapshots.state_at(at.uri, at.version, at.data, at.offset, rt, should_stop)
         if state is None:
             return None

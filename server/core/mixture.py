@@ -52,6 +52,13 @@ class MixedPredictor:
         )
         return self._mix(logits, tails), MixedState(lstm_state, tails)
 
+    def learn(self, state: MixedState, data: bytes) -> MixedState:
+        """Score ``data`` (real text read from ``state``), each byte before the engine learns
+        it; the state after it."""
+        logprobs, lstm_state = self.lstm.log_probs(state.lstm, np.frombuffer(data, np.uint8))
+        self.model.score(data, logprobs[:-1], context=state.tails[0])
+        return MixedState(lstm_state, ((state.tails[0] + data)[-CONTEXT_BYTES:],))
+
     def select(self, state: MixedState, rows: Sequence[int]) -> MixedState:
         return MixedState(self.lstm.select(state.lstm, rows), tuple(state.tails[r] for r in rows))
 
@@ -59,9 +66,6 @@ class MixedPredictor:
         return self.lstm.nbytes(state.lstm) + sum(len(t) for t in state.tails)
 
     def _mix(self, lstm_logits: np.ndarray, tails: tuple[bytes, ...]) -> np.ndarray:
-        if len(tails) == 1:
-            p = self.model.predict(tails[0], lstm_logits[0])[None, :]
-        else:
-            p = self.model.predict_batch(list(tails), lstm_logits)
-        with np.errstate(divide="ignore"):
-            return np.log(p).astype(np.float32)
+        out = np.empty((len(tails), self.vocab), dtype=np.float32)
+        self.model.predict_logs(tails, lstm_logits, out)
+        return out

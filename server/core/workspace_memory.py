@@ -56,6 +56,8 @@ class Learned:
             "bytes": self.bytes,
             "seconds": round(self.seconds, 2),
             "memory_bytes": self.model.stats.get("memory_bytes"),
+            # text of open documents learned as the user left it (in the server's idle time)
+            "document_bytes": self.model.stats.get("bytes_scored", 0),
         }
 
 

@@ -69,6 +69,8 @@ class GhostTextTyping:
         t = time.perf_counter()
         text = self.completer.ghost_text(at, self.max_chars, max_lines=self.max_lines)
         self.latencies.append(time.perf_counter() - t)
+        # as the server does after answering, in its idle time between keystrokes
+        self.completer.learn_document(at)
         return text or None
 
     def finish(self) -> None:

@@ -77,28 +77,46 @@ def test_predicting_never_teaches_only_the_lines_left_do(lstm):
     first = TextAt("file:///a.py", "python", 1, b"x = frob", 8)
     before = dict(model.stats)
     for _ in range(3):
-        completer.ghost_text(first, 48)  # the cursor is on the first line: nothing left yet
+        completer.ghost_text(first, 48)
         completer.words(first)
+        completer.learn_document(first)  # the cursor is on the first line: nothing left yet
     assert model.stats == before
-    # two lines left behind: they are learned once, however often the user asks
+    # two lines left behind: requests alone learn nothing; learn_document learns them once,
+    # however often it is called
     data = b"import os\nvalue = 1\nx = frob"
     for version in (2, 3):
         completer.snapshots.edited("file:///a.py", version, 0)
-        completer.ghost_text(TextAt("file:///a.py", "python", version, data, len(data)), 48)
+        at = TextAt("file:///a.py", "python", version, data, len(data))
+        scored = model.stats.get("bytes_scored", 0)
+        completer.ghost_text(at, 48)
+        completer.words(at)
+        assert model.stats.get("bytes_scored", 0) == scored
+        completer.learn_document(at)
     assert model.stats["bytes_scored"] - before.get("bytes_scored", 0) == len(
         b"import os\nvalue = 1\n"
     )
 
 
-def test_a_document_is_learned_a_bounded_amount_per_request(lstm):
-    from charcode.server.core.completer import DOC_LEARN_STEP
+def test_document_learning_stops_between_steps_when_told(lstm):
+    from charcode.server.core.completer import DOC_LEARN_HORIZON, DOC_LEARN_STEP
 
     model = AdaptiveModel(16 << 20)
     model.learn(PROJECT)
     completer = Completer(OneModel("python", lstm), adaptive=Learned(model))
     big = PROJECT * 3 + b"x = "
-    completer.ghost_text(TextAt("file:///big.py", "python", 1, big, len(big)), 8)
+    at = TextAt("file:///big.py", "python", 1, big, len(big))
+
+    def stop_after_one_step() -> bool:
+        return model.stats["bytes_scored"] > 0
+
+    completer.learn_document(at, stop_after_one_step)
     assert 0 < model.stats["bytes_scored"] <= DOC_LEARN_STEP
+    completer.learn_document(at)  # goes on where it stopped, to the horizon
+    assert model.stats["bytes_scored"] <= DOC_LEARN_HORIZON
+    assert model.stats["bytes_scored"] > DOC_LEARN_HORIZON - 100  # whole lines: from one
+    done = model.stats["bytes_scored"]
+    completer.learn_document(at)
+    assert model.stats["bytes_scored"] == done
 
 
 def make_workspace(root: Path, outside: Path) -> Path:
@@ -240,8 +258,15 @@ async def test_the_server_learns_its_workspace_and_says_so(trained_checkpoint, t
 
         ghost = await editor.inline(uri, types.Position(line=1, character=len("    return frob")))
         assert ghost.items[0].insert_text == WORD[4:].decode()
-        stats = await editor.command("charcode.debugStats")
-        assert stats["adaptation"]["python"]["files"] == 1
+        # after answering, the line the cursor has left is learned in the idle time
+        while True:
+            stats = await editor.command("charcode.debugStats")
+            learned = stats["adaptation"]["python"]
+            if learned["document_bytes"] or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)  # polling, with the deadline above
+        assert learned["files"] == 1
+        assert learned["document_bytes"] == len(b"def g(y):\n")
     finally:
         await stop_editor(editor)
     off, _ = await start_editor(
