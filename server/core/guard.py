@@ -251,8 +251,10 @@ def _make_shell_guard() -> Guard | None:
         lexer = _lexer(rule)
         if rule is None or not lexer.in_code or lexer.parens or lexer.substitutions:
             return None  # in a string, a heredoc, $( ) or ( )
-        if "{" not in lexer.blocks or text.rstrip().endswith(_SHELL_GOES_ON):
-            return None  # the body has not opened, or the command goes on
+        if "{" not in lexer.blocks or "${" in lexer.blocks:
+            return None  # the body has not opened, or a ${ } spans lines
+        if text.rstrip().endswith(_SHELL_GOES_ON):
+            return None  # the command goes on
         closers = b"".join(_SHELL_CLOSERS[block] for block in reversed(lexer.blocks))
         if not _clean_prefix(parser, text, closers + b"\n"):
             return None  # tree-sitter-bash trips on valid text at times: no judgement

@@ -68,7 +68,7 @@ class LexerState:
     # braces: substitutions open in strings (JS `${`, shell `"$(`), whose code is inside a string
     substitutions: int = 0
     # shell: the compound commands and { } groups open, innermost last: "if" (before its
-    # `then`), "then", "loop" (before its `do`), "do", "case" or "{"
+    # `then`), "then", "loop" (before its `do`), "do", "case", "{" or "${" (a parameter)
     blocks: tuple[str, ...] = ()
 
 
@@ -204,7 +204,8 @@ _REGEX_WORDS = frozenset(
 )
 # Shell compound commands: a keyword at a command's start opens or moves on a block.
 # The blocks: "if" (condition, before `then`), "then" (its body), "loop" (before `do`),
-# "do" (the loop's body), "case", "{"; each closes with what guard.py appends.
+# "do" (the loop's body), "case", "{", "${"; guard.py appends what closes each.
+# `{` and `}` are groups only at a command's start (else words: {a,b}, echo }).
 _SHELL_OPENS = {b"if": "if", b"while": "loop", b"until": "loop", b"for": "loop"}
 _SHELL_OPENS |= {b"select": "loop", b"case": "case"}
 _SHELL_NEXT = {(b"then", "if"): "then", (b"elif", "then"): "if", (b"else", "then"): "then"}
@@ -239,7 +240,8 @@ class _Braces(_Rule):
         self.line = b""  # shell: start of the current heredoc line
         self.command = True  # shell: the next word starts a command (may be a keyword)
         self.word_command = False  # shell: the word being read started a command
-        self.blocks: list[str] = []  # shell: compound commands and { } open, innermost last
+        self.blocks: list[str] = []  # shell: compound commands, { } and ${ } open, innermost last
+        self.naming = False  # shell: the word after `function` (the name) is being read
         super().__init__(prime)
 
     def _restart(self) -> None:
@@ -280,6 +282,10 @@ class _Braces(_Rule):
             self.heredoc, self.strip_tabs, self.mode = b"", False, self._heredoc_word
         elif b == _NL and self.heredoc:
             self.line, self.mode = b"", self._heredoc_body
+        elif b == _LBRACE and d.shell and not (self.command or self.prev == _DOLLAR):
+            pass  # a shell word: brace expansion {a,b} or a literal brace
+        elif b == _RBRACE and d.shell and not self._shell_closes():
+            pass  # a literal brace in a word: `}` is reserved only at a command's start
         elif b == _LBRACE:
             body = not (
                 self.depth
@@ -291,11 +297,11 @@ class _Braces(_Rule):
             self.started |= body  # not `interface{}`, `x{1}`, `f({a})`, `): {a: T} {`
             self.depth += 1
             if d.shell:
-                self.blocks.append("{")
+                self.blocks.append("${" if self.prev == _DOLLAR else "{")
         elif b == _RBRACE:
             self.depth = max(0, self.depth - 1)
             if not self._resume(_RBRACE, self.depth):
-                if self.blocks and self.blocks[-1] == "{":
+                if self.blocks and self.blocks[-1] in ("{", "${"):
                     self.blocks.pop()
                 if self.started and not self.depth:
                     stop = (self.pos + 1, END)
@@ -337,10 +343,14 @@ class _Braces(_Rule):
 
     def _shell_word(self, word: bytes) -> None:
         """A shell word has ended: at a command's start, a keyword opens, moves on or closes a block."""
+        if self.naming:  # `function name {`: the `{` after the name opens the body
+            self.naming, self.command = False, True
+            return
         self.command = False
         if not self.word_command or self.parens:
             return
         self.command = word in _SHELL_COMMAND_FOLLOWS
+        self.naming = word == b"function"
         top = self.blocks[-1] if self.blocks else ""
         if word in _SHELL_OPENS:
             self.blocks.append(_SHELL_OPENS[word])
@@ -348,6 +358,13 @@ class _Braces(_Rule):
             self.blocks[-1] = _SHELL_NEXT[word, top]
         elif top in _SHELL_CLOSE.get(word, ()):
             self.blocks.pop()
+            self.command = True  # `fi }` closes a group too
+
+    def _shell_closes(self) -> bool:
+        """Does a shell `}` close something: a ${...}, a substitution's, or a group at a
+        command's start (`{ a; }`, the body's own on its line)?"""
+        in_string = self.nest and self.nest[-1][:2] == (_RBRACE, self.depth - 1)
+        return bool(in_string or self.blocks and self.blocks[-1] == "${" or self.command)
 
     def _resume(self, closer: int, level: int) -> bool:
         """A `}` or `)` that closes a substitution resumes the string around it."""
