@@ -840,6 +840,96 @@ static void core_predict(Core *c, const uint8_t *w, int L, const double *lp, dou
     out[256] = t.p256;
 }
 
+/* The most likely symbol after window w[0..L) among the allowed ones (allowed[s]
+ * nonzero), without the full distribution: best-first search down the bit tree. A
+ * node's probability bounds every leaf below it, so the first allowed leaf taken from
+ * the queue is the best one; when the mixture is sure, that is a dozen nodes instead
+ * of 255. Every probability is the product core_predict() computes, in its order, so
+ * the symbol is the argmax of core_predict()'s distribution (ties: the lower symbol).
+ * Returns -1 if nothing is allowed. Reads only. */
+typedef struct {
+    double p;
+    int node;
+} Open;
+
+static void heap_push(Open *h, int *n, double p, int node) {
+    int i = (*n)++;
+    while (i > 0) {
+        int up = (i - 1) / 2;
+        if (h[up].p > p || (h[up].p == p && h[up].node < node)) break;
+        h[i] = h[up];
+        i = up;
+    }
+    h[i].p = p, h[i].node = node;
+}
+
+static Open heap_pop(Open *h, int *n) {
+    Open top = h[0], last = h[--(*n)];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        const Open *best = &last;
+        if (l < *n && (h[l].p > best->p || (h[l].p == best->p && h[l].node < best->node)))
+            m = l, best = &h[l];
+        if (r < *n && (h[r].p > best->p || (h[r].p == best->p && h[r].node < best->node)))
+            m = r;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = last;
+    return top;
+}
+
+static int core_best(Core *c, const uint8_t *w, int L, const double *lp, const uint8_t *allowed,
+                     double *best_p) {
+    ByteCtx x;
+    Tree t;
+    Bit b;
+    uint32_t *first[NCM], *second[16][NCM], run[NCM];
+    int have_second[16] = {0};
+    uint8_t any[512]; /* any allowed byte below node k */
+    for (int k = 0; k < 256; k++) any[256 + k] = allowed[k] != 0;
+    for (int k = 255; k >= 1; k--) any[k] = any[2 * k] | any[2 * k + 1];
+    byte_ctx(c, w, L, &x, 1);
+    lstm_tree(lp, &t);
+    find_slots(c, &x, -1, 0, first);
+    for (int k = 0; k < NCM; k++) run[k] = first[k][0];
+    Open heap[512];
+    int n = 0;
+    if (any[1]) heap_push(heap, &n, 1.0 - t.p256, 1);
+    int best = allowed[256] ? 256 : -1;
+    double bp = allowed[256] ? t.p256 : -1.0;
+    while (n > 0) {
+        Open o = heap_pop(heap, &n);
+        if (o.p < bp) break; /* nothing below can beat the best found */
+        int k = o.node;
+        if (k >= 256) { /* a leaf: the best byte (bytes before the boundary on a tie) */
+            best = k - 256, bp = o.p;
+            break;
+        }
+        int d = k >= 128 ? 7 : k >= 64 ? 6 : k >= 32 ? 5 : k >= 16 ? 4 : k >= 8 ? 3 : k >= 4 ? 2 : k >= 2 ? 1 : 0;
+        if (d < 4) {
+            predict_bit(c, first, run, k, k, d, &x, &t, &b);
+        } else {
+            int hn = (k >> (d - 4)) & 15;
+            if (!have_second[hn]) {
+                for (int m = 0; m < NCM; m++) {
+                    uint32_t *s = slot_find(c, nib_hash(x.h[m], hn), 0);
+                    second[hn][m] = s ? s : (uint32_t *)EMPTY_SLOT;
+                }
+                have_second[hn] = 1;
+            }
+            int j = (1 << (d - 4)) | (k & ((1 << (d - 4)) - 1));
+            predict_bit(c, second[hn], run, j, k, d, &x, &t, &b);
+        }
+        if (any[2 * k + 1]) heap_push(heap, &n, o.p * (double)b.p, 2 * k + 1);
+        if (any[2 * k]) heap_push(heap, &n, o.p * (1.0 - (double)b.p), 2 * k);
+    }
+    *best_p = bp;
+    return best;
+}
+
 /* ------------------------------------------------------- state file */
 
 typedef struct {
@@ -1052,6 +1142,39 @@ static PyObject *Core_predict_logs(CoreObject *self, PyObject *args) {
     PyBuffer_Release(&lg);
     PyBuffer_Release(&out);
     Py_RETURN_NONE;
+}
+
+/* best(window: bytes, logits: float32[257], allowed: float32[257]) -> int: the most
+ * likely symbol of the mixture where allowed (0 allowed, -inf not, as the decoders'
+ * additive masks), -1 if none. Reads only. Greedy decoding's hot path. */
+static PyObject *Core_best(CoreObject *self, PyObject *args) {
+    Py_buffer w, lg, mk;
+    PyObject *olg, *omk;
+    if (!ready(self) || !PyArg_ParseTuple(args, "y*OO", &w, &olg, &omk)) return NULL;
+    if (get_f32(olg, &lg, 0, NSYM, "logits") < 0) {
+        PyBuffer_Release(&w);
+        return NULL;
+    }
+    if (get_f32(omk, &mk, 0, NSYM, "allowed") < 0) {
+        PyBuffer_Release(&w);
+        PyBuffer_Release(&lg);
+        return NULL;
+    }
+    Py_ssize_t L = w.len < CTX_BYTES ? w.len : CTX_BYTES;
+    const uint8_t *wp = (const uint8_t *)w.buf + (w.len - L);
+    double lp[NSYM], bp;
+    uint8_t allowed[NSYM];
+    int best;
+    Py_BEGIN_ALLOW_THREADS logits_f64((const float *)lg.buf, lp);
+    for (int i = 0; i < NSYM; i++) {
+        float m = ((const float *)mk.buf)[i];
+        allowed[i] = !(isinf(m) && m < 0) && !isnan(m);
+    }
+    best = core_best(&self->c, wp, (int)L, lp, allowed, &bp);
+    Py_END_ALLOW_THREADS PyBuffer_Release(&w);
+    PyBuffer_Release(&lg);
+    PyBuffer_Release(&mk);
+    return PyLong_FromLong(best);
 }
 
 /* score(buf: bytes, off: int, logprobs: float64[n*257], out: float64[n]); the
@@ -1278,6 +1401,8 @@ static PyMethodDef Core_methods[] = {
     {"learn", (PyCFunction)Core_learn, METH_VARARGS, "learn(data: bytes): learn one file"},
     {"predict", (PyCFunction)Core_predict, METH_VARARGS,
      "predict(window, logprobs, out): the 257-way mixture; reads only"},
+    {"best", (PyCFunction)Core_best, METH_VARARGS,
+     "best(window, logits, allowed): the mixture's most likely allowed symbol; reads only"},
     {"predict_logs", (PyCFunction)Core_predict_logs, METH_VARARGS,
      "predict_logs(windows, logits, out): float32 log-mixtures of k rows; reads only"},
     {"score", (PyCFunction)Core_score, METH_VARARGS,

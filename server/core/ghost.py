@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .mixture import MixedPredictor
 from .predictor import Predictor, State
 from .utf8 import AT_START, Utf8, is_word_byte, masks_for, utf8_next
 
@@ -31,7 +32,13 @@ class GreedyPath:
         self.syms: list[int] = []
         self.states: list[State] = [state]
         self.utf8: list[Utf8] = [AT_START]
-        self._logits = runtime.logits(state)[0]  # after states[-1]
+        # The mixture finds its best symbol from the LSTM's logits without computing its
+        # whole distribution; other predictors give their scores.
+        self._mixed = isinstance(runtime, MixedPredictor)
+        if self._mixed:
+            self._scores = runtime.lstm.logits(state.lstm)[0]  # after states[-1]
+        else:
+            self._scores = runtime.logits(state)[0]
 
     def sym(self, i: int, should_stop: Callable[[], bool]) -> int | None:
         """The i-th symbol of the continuation (None if told to stop first)."""
@@ -39,11 +46,13 @@ class GreedyPath:
             if should_stop():
                 return None
             if len(self.states) == len(self.syms):  # the state after the last symbol is due
-                logits, state = self.runtime.step([self.syms[-1]], self.states[-1])
-                self.states.append(state)
-                self._logits = logits[0]
+                self._advance()
             u = self.utf8[len(self.syms)]
-            sym = int(np.argmax(self._logits + self.masks.for_state(u)))
+            mask = self.masks.for_state(u)
+            if self._mixed:
+                sym = self.runtime.best(self.states[-1], self._scores, mask)
+            else:
+                sym = int(np.argmax(self._scores + mask))
             self.syms.append(sym)
             self.utf8.append(utf8_next(u, sym))
         return self.syms[i]
@@ -51,10 +60,16 @@ class GreedyPath:
     def state(self, i: int) -> State:
         """The state after syms[:i] (i <= len(syms))."""
         if i == len(self.states) == len(self.syms):
-            logits, state = self.runtime.step([self.syms[-1]], self.states[-1])
-            self.states.append(state)
-            self._logits = logits[0]
+            self._advance()
         return self.states[i]
+
+    def _advance(self) -> None:
+        if self._mixed:
+            self._scores, state = self.runtime.advance(self.syms[-1], self.states[-1])
+        else:
+            logits, state = self.runtime.step([self.syms[-1]], self.states[-1])
+            self._scores = logits[0]
+        self.states.append(state)
 
 
 def greedy_line(

@@ -52,6 +52,19 @@ class MixedPredictor:
         )
         return self._mix(logits, tails), MixedState(lstm_state, tails)
 
+    # Greedy decoding asks only for the best symbol: the LSTM's logits travel beside the
+    # state, and the engine finds the best symbol without the whole mixture.
+
+    def advance(self, symbol: int, state: MixedState) -> tuple[np.ndarray, MixedState]:
+        """The state after one symbol (batch 1), with the LSTM's logits (257) there."""
+        logits, lstm_state = self.lstm.step([symbol], state.lstm)
+        tail = (state.tails[0] + bytes([symbol]))[-CONTEXT_BYTES:] if symbol < 256 else b""
+        return logits[0], MixedState(lstm_state, (tail,))
+
+    def best(self, state: MixedState, lstm_logits: np.ndarray, mask: np.ndarray) -> int:
+        """argmax(logits(state)[0] + mask), given the LSTM's logits at the state."""
+        return self.model.best(state.tails[0], lstm_logits, mask)
+
     def learn(self, state: MixedState, data: bytes) -> MixedState:
         """Score ``data`` (real text read from ``state``), each byte before the engine learns
         it; the state after it."""

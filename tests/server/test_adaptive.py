@@ -63,6 +63,33 @@ def test_extreme_lstm_inputs_stay_proper(trained):
         assert abs(p.sum() - 1.0) < 1e-9 and (p > 0).all() and np.isfinite(p).all()
 
 
+def _mask(allowed) -> np.ndarray:
+    m = np.full(257, -np.inf, dtype=np.float32)
+    m[list(allowed)] = 0.0
+    return m
+
+
+def test_best_is_the_argmax_of_the_mixture_under_a_mask(trained):
+    """best() (greedy decoding's search) picks what argmax(predict_logs + mask) picks."""
+    masks = [
+        np.zeros(257, np.float32),
+        _mask(range(0x20, 0x7F)),
+        _mask(range(0x80, 0xC0)),  # inside a UTF-8 character
+        _mask([256]),  # only the boundary
+        _mask([ord("q"), 256]),
+    ]
+    rows = lstm_rows(60, 11).astype(np.float32)
+    for k in range(60):
+        ctx = TEXT[: k * 7]
+        out = np.empty((1, 257), np.float32)
+        trained.predict_logs((ctx,), rows[k : k + 1], out)
+        p = trained.predict(ctx, rows[k].astype(np.float64))
+        assert np.allclose(np.exp(out[0]), p, rtol=1e-5, atol=1e-12)
+        for mask in masks:
+            assert trained.best(ctx, rows[k], mask) == int(np.argmax(out[0] + mask))
+    assert trained.best(b"abc", rows[0], np.full(257, -np.inf, np.float32)) == -1
+
+
 def test_predict_is_pure(trained):
     row = lstm_rows(1, 5)[0]
     a = trained.predict(TEXT[:90], row)
