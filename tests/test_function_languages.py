@@ -492,8 +492,9 @@ class ScriptedPredictor:
 
     vocab = 257
 
-    def __init__(self, lines: list[list[str]]):
+    def __init__(self, lines: list[list[str]], lead_in: str = ""):
         self.lines = [[alt.encode() for alt in alts] for alts in lines]
+        self.lead_in = lead_in.encode()  # read before the function, not one of its lines
         self.start = b""
 
     def read(self, state: bytes, data: bytes) -> bytes:
@@ -501,6 +502,8 @@ class ScriptedPredictor:
 
     def logits(self, state: bytes) -> np.ndarray:
         row = np.full((1, self.vocab), -1e9, dtype=np.float32)
+        if self.lead_in and state.startswith(self.lead_in):
+            state = state[len(self.lead_in) :]
         n = state.count(b"\n")
         line = state[state.rfind(b"\n") + 1 :]
         alts = self.lines[min(n, len(self.lines) - 1)]
@@ -579,7 +582,7 @@ SCRIPTS = {
         (["    }"], []),
     ],
     "shellscript": [
-        (["f() {"], []),
+        (["f() {", "function f {"], []),
         (['  if [ -n "$1" ]; then', '\tif [ -n "$1" ]; then'], ["  fi", "  done"]),
         (['    echo "$1"', "    return 1"], ["    esac", "    ;;"]),
         (["  fi"], []),
@@ -645,3 +648,17 @@ def test_the_guard_rejects_no_valid_line(language):
         plain = _sample(rt, language, seed, None)
         assert check(language, plain.text.decode()).valid, plain.text
         assert _sample(rt, language, seed, guard) == plain
+
+
+@pytest.mark.parametrize("language", NEW)
+def test_the_hallucinate_evaluation_runs_for_every_new_language(language):
+    """`charcode eval --task hallucinate`'s path (the language's lead-in and prime, its
+    stop rule, guard and checker) on the scripted model."""
+    from charcode.server.measure.functions import evaluate_hallucinate
+
+    _grammar(language)
+    lines = [good + bad for good, bad in SCRIPTS[language]]
+    rt = ScriptedPredictor(lines, LANGUAGES[language].lead_in)
+    r = evaluate_hallucinate(rt, language, seeds=3, max_chars=2000, temperature=1.0)
+    assert r["checker"].startswith("tree-sitter-") and r["syntax_guard"]
+    assert r["stopped"] == {"end_of_function": 3} and r["validity_rate"] == 1.0, r

@@ -230,7 +230,27 @@ _ATOMS["js"] = _ATOMS["c"][:-1] + [
     "u = '}\\'';",
     "v = `multi\n}line`;",
 ]
-_DIALECT = {"c": "c", "cpp": "c", "java": "c", "javascript": "js", "typescript": "js"}
+_ATOMS["cpp"] = _ATOMS["c"] + [
+    'r = R"(}" { )";',
+    'q = u8R"end(")} )end" )end";',
+    "n = 1'000'000 + 0x1'F;",
+]
+_ATOMS["java"] = _ATOMS["c"][:-1] + [
+    's = """\n  } "{" \\""" \n  """;',
+    'e = "" + \'"\';',
+]
+_ATOMS["js"] += [
+    "r = /[}{]/g.test(s) || /\\}/.exec(t);",
+    "if (x) return /'}/;",
+    "y = a / b / (c);",
+]
+_ATOMS["shell"] += [
+    "echo {a,b} }x x{ ${y:-}}",
+    "{ echo a; }",
+    "case $x in a) echo if;; (b|c) echo } ;; esac",
+    "echo $((1 << 2))",
+]
+_DIALECT = {"c": "c", "cpp": "cpp", "java": "java", "javascript": "js", "typescript": "js"}
 _DIALECT |= {"go": "go", "rust": "rust", "shellscript": "shell"}
 _HEADERS = {
     "c": [("static int ", "f(int a, char *b) "), ("static int ", "f(void)\n")],

@@ -248,7 +248,7 @@ class _Braces(_Rule):
         self.started, self.parens, self.angles, self.blocks = False, 0, 0, []
 
     def _code(self, b: int):
-        d, stop = self.d, None
+        d, stop, command = self.d, None, None  # command: shell, after a brace that is syntax
         if self.escape:
             self.escape = False
         elif b == _BS:
@@ -297,12 +297,13 @@ class _Braces(_Rule):
             self.started |= body  # not `interface{}`, `x{1}`, `f({a})`, `): {a: T} {`
             self.depth += 1
             if d.shell:
+                command = self.prev != _DOLLAR  # a group: a command follows
                 self.blocks.append("${" if self.prev == _DOLLAR else "{")
         elif b == _RBRACE:
             self.depth = max(0, self.depth - 1)
             if not self._resume(_RBRACE, self.depth):
                 if self.blocks and self.blocks[-1] in ("{", "${"):
-                    self.blocks.pop()
+                    command = self.blocks.pop() == "{"  # `{ a; } && b`; not ${x}}
                 if self.started and not self.depth:
                     stop = (self.pos + 1, END)
         elif b in b"([":
@@ -319,6 +320,8 @@ class _Braces(_Rule):
             elif self.prev not in b"=-":  # not => or ->
                 self.angles = max(0, self.angles - 1)
         self._after(b)
+        if d.shell and command is not None:
+            self.command = command
         return stop
 
     def _after(self, b: int) -> None:
@@ -336,7 +339,7 @@ class _Braces(_Rule):
             if self.d.shell:
                 self._shell_word(self.token)
         if self.d.shell:
-            if b in b"\n;&|(){}":
+            if b in b"\n;&|()":
                 self.command = True
             elif b not in b" \t\r!":
                 self.command = False

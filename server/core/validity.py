@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -163,8 +164,13 @@ def bash() -> str | None:
 
 def _bash_parse(source: bytes) -> subprocess.CompletedProcess:
     """``bash -n`` on the source, read from stdin: parses, runs nothing."""
+    env = {k: v for k, v in os.environ.items() if k not in ("BASH_ENV", "ENV")}  # read nothing
     return subprocess.run(
-        [bash(), "--norc", "--noprofile", "-n"], input=source, capture_output=True, timeout=30
+        [bash(), "--norc", "--noprofile", "-n"],
+        input=source,
+        capture_output=True,
+        timeout=30,
+        env=env,
     )
 
 
