@@ -543,12 +543,11 @@ def fetch_source(
             text=True,
         )
         if proc.returncode:
-            raise _download_error(
-                {**pkg, "architecture": "source"},
-                language,
-                sources_dir,
-                _apt_error(proc.stderr),
-                pinned,
+            raise RecipeError(
+                f"apt-get source --download-only {spec} failed ({_apt_error(proc.stderr)}). The "
+                f"archive may have moved on: put the pinned files (from "
+                f"https://snapshot.debian.org/package/{pkg['name']}/) into {folder}, or move the "
+                f"pins with `charcode corpus --language {language} --any-version`"
             )
         got = {p.name: sha256_file(p) for p in Path(tmp).iterdir() if p.is_file()}
         if not pinned:
