@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +66,19 @@ class Learned:
 def cache_root() -> Path:
     """$CHARCODE_CACHE_DIR or the platform cache folder, /adaptive."""
     return default_cache_dir().parent / "adaptive"
+
+
+def _yield_cpu_to_typing() -> None:
+    """Lower this thread's CPU priority (Linux schedules threads apart; elsewhere the call
+    would lower the whole server): on a small machine, reading the workspace must not
+    make keystrokes wait for a core."""
+    if sys.platform != "linux":
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + 10))
+    except OSError as e:
+        log.debug("cannot lower the learning thread's priority: %s", e)
 
 
 class WorkspaceMemory:
@@ -159,6 +174,7 @@ class WorkspaceMemory:
     # ---- the background reader
 
     def _learn_workspace(self, language: str, learned: Learned, roots: list[Path]) -> None:
+        _yield_cpu_to_typing()
         t = time.perf_counter()
         cached = self._load(learned)
         try:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -277,3 +279,23 @@ async def test_the_server_learns_its_workspace_and_says_so(trained_checkpoint, t
         assert info["languages"]["python"]["learned"]["files"] == 0
     finally:
         await stop_editor(off)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+def test_the_workspace_reader_yields_the_cpu_to_typing():
+    from charcode.server.core.workspace_memory import _yield_cpu_to_typing
+
+    seen = {}
+
+    def reader():
+        before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        _yield_cpu_to_typing()
+        seen["reader"] = (before, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    main_before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=reader)
+    t.start()
+    t.join(10)
+    before, after = seen["reader"]
+    assert after == min(19, before + 10)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main_before
