@@ -137,6 +137,8 @@ export class EnvironmentSetup {
         },
       );
       this.log.info(`Private environment ready: ${probe.executable ?? probe.python}`);
+      // a new environment has no torch, whatever the old one had
+      this.hasTorch.clear();
       void vscode.window.showInformationMessage(
         `charcode: the Python environment is ready (charcode ${probe.charcodeVersion ?? ""}, Python ${probe.version ?? "?"}). Starting the language server.`,
       );
@@ -198,7 +200,7 @@ export class EnvironmentSetup {
         const install = INSTALL_TORCH;
         const cpu = "CPU Build Instead";
         const choice = await vscode.window.showInformationMessage(
-          `charcode: training needs PyTorch, which ${where} does not have (completions do not). ` +
+          `charcode: training needs PyTorch (completions do not), and ${where} has none. ` +
             `Install ${plan.what}? pip runs with a progress notification you can cancel.`,
           install,
           ...(alternative ? [cpu] : []),

@@ -6,7 +6,8 @@
  *   2. open a Python file of a fixture workspace that holds a tiny model;
  *   3. (mode "install") with only a plain python3 on PATH, accept the offer to
  *      create charcode's private environment, which pip-installs the wheel
- *      shipped in the .vsix plus torch;
+ *      shipped in the .vsix and no torch; the time from the click to the
+ *      first ghost text is printed ("first-run: ...");
  *   4. the language status item shows the model;
  *   5. ghost text appears within 1 s after typing at 50 ms/key with no
  *      trigger; Ctrl+Right accepts one word of it and Tab the rest; keys
@@ -14,7 +15,10 @@
  *      after Restart Server) get ghost text once it runs, with no further key;
  *   6. a completion item appears (Ctrl+Space), and Enter accepts it;
  *   7. Hallucinate Function from the command palette inserts a function;
- *   8. no browser request ever left 127.0.0.1.
+ *   8. Train on Workspace trains a model; in mode "install" it first offers
+ *      torch: a cancelled install leaves the environment serving without
+ *      torch, a second one installs it and the training goes on;
+ *   9. no browser request ever left 127.0.0.1.
  *
  * Screenshots and logs go to .e2e/artifacts/. The last line reads
  * "e2e: N passed, N failed". Environment:
@@ -23,11 +27,13 @@
  *                            in mode "python" it also runs the server)
  *   CHARCODE_E2E_VSIX        the .vsix (default: newest dist/*.vsix)
  *   CHARCODE_E2E_CODE_SERVER the code-server launcher (default: scripts/install-code-server.sh's)
- *   CHARCODE_E2E_TORCH       torch requirement for the install flow (default torch==2.13.0)
+ *   CHARCODE_E2E_TORCH       charcode.torchRequirement, what Train on Workspace installs (default torch==2.13.0)
+ *   CHARCODE_E2E_PIP_ARGS    charcode.pipExtraArgs as JSON (default: ["--index-url", $PIP_INDEX_URL or PyPI])
  *   CHARCODE_E2E_MODEL       a python.safetensors to use instead of training one
  *   CHROMIUM                 the browser (default /usr/bin/chromium)
  */
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { Page } from "playwright-core";
 
@@ -42,7 +48,7 @@ import {
   serverEnv,
   userSettings,
 } from "./fixture";
-import { CodeServer, log, openBrowser, type BrowserSession, waitFor } from "./harness";
+import { CodeServer, execFileText, log, openBrowser, type BrowserSession, waitFor } from "./harness";
 import {
   clearNotifications,
   editorLines,
@@ -171,9 +177,9 @@ function acceptedWord(before: string, after: string): string {
   return word;
 }
 
-/** When (ms since the epoch, oldest first) the extension's log channel logged a line matching `message`. */
-function loggedTimes(logDir: string, message: RegExp): number[] {
-  const times: number[] = [];
+/** The lines of the extension's log channel that match `message`: when (ms since the epoch) and what, oldest first. */
+function loggedLines(logDir: string, message: RegExp): { time: number; text: string }[] {
+  const lines: { time: number; text: string }[] = [];
   const line = /^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d\.\d{3}) \[\w+\] (.*)$/gm;
   const visit = (dir: string) => {
     for (const entry of fs.existsSync(dir) ? fs.readdirSync(dir, { withFileTypes: true }) : []) {
@@ -183,14 +189,103 @@ function loggedTimes(logDir: string, message: RegExp): number[] {
       } else if (entry.name === "charcode.log") {
         for (const m of fs.readFileSync(file, "utf8").matchAll(line)) {
           if (message.test(m[3])) {
-            times.push(new Date(`${m[1]}T${m[2]}`).getTime()); // local time, like the log
+            lines.push({ time: new Date(`${m[1]}T${m[2]}`).getTime(), text: m[3] }); // local time, like the log
           }
         }
       }
     }
   };
   visit(logDir);
-  return times.sort((a, b) => a - b);
+  return lines.sort((a, b) => a.time - b.time);
+}
+
+/** When (ms since the epoch, oldest first) the extension's log channel logged a line matching `message`. */
+function loggedTimes(logDir: string, message: RegExp): number[] {
+  return loggedLines(logDir, message).map((l) => l.time);
+}
+
+/** What pip fetched (downloaded or took from its cache), from the "pip: Downloading x (N MB)" lines of the log. */
+function pipFetched(logDir: string): { files: number; mb: number } {
+  const unit = { kB: 0.001, MB: 1, GB: 1000 } as const;
+  let mb = 0;
+  const lines = loggedLines(logDir, /^pip:\s+(Downloading|Using cached) \S+ \([\d.]+ (kB|MB|GB)\)/);
+  for (const { text } of lines) {
+    const m = /\(([\d.]+) (kB|MB|GB)\)/.exec(text);
+    if (m) {
+      mb += Number(m[1]) * unit[m[2] as keyof typeof unit];
+    }
+  }
+  return { files: lines.length, mb };
+}
+
+/** The interpreter of charcode's private environment in a code-server profile, once it is made. */
+function privateEnvPython(userDataDir: string): string {
+  const globalStorage = path.join(userDataDir, "User", "globalStorage");
+  for (const dir of fs.existsSync(globalStorage) ? fs.readdirSync(globalStorage) : []) {
+    const python = path.join(globalStorage, dir, "python-env", "bin", "python");
+    if (fs.existsSync(python)) {
+      return python;
+    }
+  }
+  throw new Error(`no python-env/bin/python under ${globalStorage}`);
+}
+
+/** torch's version in `python`, or undefined when `import torch` fails. */
+async function torchVersion(python: string): Promise<string | undefined> {
+  const { code, output } = await execFileText(python, ["-c", "import sys, torch; sys.stdout.write(torch.__version__)"], {
+    timeoutMs: 180_000,
+  });
+  return code === 0 ? output.trim() : undefined;
+}
+
+/** A folder's size on disk, in MB. */
+function folderMB(dir: string): number {
+  let bytes = 0;
+  const visit = (d: string) => {
+    for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+      const file = path.join(d, entry.name);
+      if (entry.isDirectory()) {
+        visit(file);
+      } else if (entry.isFile()) {
+        bytes += fs.statSync(file).size;
+      }
+    }
+  };
+  visit(dir);
+  return bytes / 1e6;
+}
+
+/** The 1, 5 and 15 minute load averages, as `uptime` shows them. */
+function load(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(", ");
+}
+
+/** Runs Train on Workspace for Python on the workspace folder (the picks a user makes). */
+async function startTraining(page: Page): Promise<void> {
+  await runCommand(page, "charcode: Train on Workspace");
+  await pickRow(page, /^python/);
+  // the workspace folder is preselected: accept the multi-select pick
+  await waitFor("the folder pick", () => page.locator(".quick-input-widget .monaco-list-row", { hasText: "workspace" }).isVisible(), 10_000);
+  await page.keyboard.press("Enter");
+}
+
+/** Waits for charcode's offer to install torch, checks that it says how large the download is, and returns its text. */
+async function torchOffer(page: Page): Promise<string> {
+  const offer = toastWith(page, /training needs PyTorch/);
+  await waitFor(
+    "the offer to install torch",
+    async () => {
+      await noCharcodeError(page);
+      return offer.isVisible();
+    },
+    120_000,
+  );
+  await settled(offer);
+  const text = (await offer.innerText()).replace(/\s+/g, " ").trim();
+  if (!/about \d+ (MB|GB) download/.test(text)) {
+    throw new Error(`the offer does not say how large the download is: ${text}`);
+  }
+  return text;
 }
 
 /** When the extension logged "charcode language server running", oldest first. */
@@ -279,6 +374,10 @@ async function main(): Promise<number> {
   const python = process.env.CHARCODE_PYTHON ?? defaultPython();
   const chromiumPath = process.env.CHROMIUM ?? "/usr/bin/chromium";
   const torch = process.env.CHARCODE_E2E_TORCH ?? "torch==2.13.0";
+  // the machine's index, not PyTorch's CPU index (CI reaches only its own; there torch==2.13.0 is a local CPU wheel)
+  const pipArgs = process.env.CHARCODE_E2E_PIP_ARGS
+    ? (JSON.parse(process.env.CHARCODE_E2E_PIP_ARGS) as string[])
+    : ["--index-url", process.env.PIP_INDEX_URL || "https://pypi.org/simple"];
   log(`mode ${mode}; run folder ${path.relative(ROOT, runDir)}; artifacts ${path.relative(ROOT, ARTIFACTS)}`);
 
   let browser: BrowserSession | undefined;
@@ -298,6 +397,8 @@ async function main(): Promise<number> {
   const workspace = path.join(runDir, "workspace");
   let typedWhileInstalling = 0;
   let ghostWhileInstalling: GhostTextWatcher | undefined;
+  let createClicked = 0;
+  let firstRun = "";
   const example = path.join(workspace, "example.py");
   const stop = async () => {
     await browser?.close().catch(() => undefined);
@@ -316,6 +417,7 @@ async function main(): Promise<number> {
       codeServer.writeUserSettings(
         userSettings({
           "charcode.torchRequirement": torch,
+          "charcode.pipExtraArgs": pipArgs,
           "charcode.trainMinutes": 0.2,
           // a calmer sample from the tiny fixture model
           "charcode.temperature": 0.3,
@@ -359,6 +461,8 @@ async function main(): Promise<number> {
         await waitFor("the create-environment notification", () => offer.isVisible(), 60_000);
         await settled(offer);
         await run.screenshot("setup-offer");
+        log(`  offer: ${(await offer.innerText()).replace(/\s+/g, " ").trim()}`);
+        createClicked = Date.now();
         await offer.locator(".monaco-button", { hasText: "Create Environment" }).click();
         const progress = toastWith(page, /setting up the Python environment/);
         await waitFor("the setup progress notification", () => progress.isVisible(), 30_000);
@@ -373,7 +477,7 @@ async function main(): Promise<number> {
         await run.screenshot("typed-during-setup");
       });
 
-      await run.step("the environment is installed (wheel from the .vsix + torch) and the server starts", async () => {
+      await run.step("the environment is installed (the wheel from the .vsix, no torch) and the server starts", async () => {
         const page = currentPage();
         let lastMessage = "";
         await waitFor(
@@ -409,6 +513,27 @@ async function main(): Promise<number> {
         const logDir = path.join(codeServer.userDataDir, "logs");
         log(`  ${await ghostTextOnceServerRuns(page, logDir, 0, typedWhileInstalling, 5_000, ghostWhileInstalling)}`);
         await run.screenshot("ghost-after-setup");
+        // the watcher noted when the ghost text first showed (stop() again returns the same time)
+        const ghostAt = ghostWhileInstalling?.stop() ?? Date.now();
+        firstRun = `first-run: create environment -> first ghost text ${((ghostAt - createClicked) / 1000).toFixed(1)} s (load average ${load()})`;
+        log(`  ${firstRun}`);
+      });
+
+      await run.step("the private environment has charcode and no torch", async () => {
+        if (!codeServer) {
+          throw new Error("no code-server");
+        }
+        const python = privateEnvPython(codeServer.userDataDir);
+        const version = await torchVersion(python);
+        if (version) {
+          throw new Error(`torch ${version} imports in ${python}`);
+        }
+        const fetched = pipFetched(path.join(codeServer.userDataDir, "logs"));
+        const envDir = path.dirname(path.dirname(python));
+        log(
+          `  no torch in ${path.relative(ROOT, python)}; pip fetched ${fetched.files} files, ${fetched.mb.toFixed(1)} MB ` +
+            `(besides the bundled wheel); the environment takes ${folderMB(envDir).toFixed(0)} MB`,
+        );
       });
     }
 
@@ -572,14 +697,93 @@ async function main(): Promise<number> {
       }
     });
 
+    if (mode === "install") {
+      await run.step("Train on Workspace without torch offers it; a cancelled install leaves the environment serving without torch", async () => {
+        const page = currentPage();
+        if (!codeServer) {
+          throw new Error("no code-server");
+        }
+        await page.keyboard.press("Escape");
+        await startTraining(page);
+        log(`  offer: ${await torchOffer(page)}`);
+        await run.screenshot("torch-offer");
+        await toastWith(page, /training needs PyTorch/).locator(".monaco-button", { hasText: "Install torch" }).click();
+        const progress = toastWith(page, /installing torch.* for training/);
+        await waitFor("the torch install progress", () => progress.isVisible(), 30_000);
+        await settled(progress);
+        await run.screenshot("torch-progress");
+        log(`  progress: ${(await progress.innerText()).replace(/\s+/g, " ").trim()}`);
+        await progress.locator(".monaco-button", { hasText: "Cancel" }).click();
+        const cancelled = toastWith(page, /installing torch was cancelled/);
+        await waitFor(
+          "the cancelled notification",
+          async () => {
+            await noCharcodeError(page);
+            return cancelled.isVisible();
+          },
+          60_000,
+        );
+        log(`  ${(await cancelled.innerText()).replace(/\s+/g, " ").trim()}`);
+        await run.screenshot("torch-cancelled");
+        const python = privateEnvPython(codeServer.userDataDir);
+        const version = await torchVersion(python);
+        if (version) {
+          throw new Error(`torch ${version} imports after the cancelled install`);
+        }
+        // still serving: the status item shows the model, and no training started
+        await clearNotifications(page);
+        const status = await languageStatusText(page);
+        if (!/bits\/char/.test(status)) {
+          throw new Error(`after the cancel the status item reads ${JSON.stringify(status)}`);
+        }
+        if (await toastWith(page, /training a python model/).isVisible()) {
+          throw new Error("training started though torch was not installed");
+        }
+        log("  torch does not import; the server still serves the model");
+      });
+
+      await run.step("a second Train on Workspace installs torch (pip's progress in the notification) and trains", async () => {
+        const page = currentPage();
+        if (!codeServer) {
+          throw new Error("no code-server");
+        }
+        await focusEditor(page);
+        await startTraining(page);
+        await torchOffer(page);
+        await toastWith(page, /training needs PyTorch/).locator(".monaco-button", { hasText: "Install torch" }).click();
+        const clicked = Date.now();
+        let lastMessage = "";
+        await waitFor(
+          "torch installed and the training started",
+          async () => {
+            await noCharcodeError(page);
+            const message = (await toastWith(page, /installing torch.* for training/).innerText({ timeout: 500 }).catch(() => ""))
+              .replace(/\s+/g, " ")
+              .trim();
+            if (message && message !== lastMessage) {
+              lastMessage = message;
+              log(`  ${message.slice(0, 160)}`);
+            }
+            return toastWith(page, /training a python model/).isVisible();
+          },
+          15 * 60_000,
+          500,
+        );
+        const version = await torchVersion(privateEnvPython(codeServer.userDataDir));
+        if (!version) {
+          throw new Error("the training started, but torch does not import in the private environment");
+        }
+        log(`  torch ${version} installed; the training started ${((Date.now() - clicked) / 1000).toFixed(1)} s after the click (load average ${load()})`);
+      });
+    }
+
     await run.step("Train on Workspace shows progress and the new model is used", async () => {
       const page = currentPage();
-      await page.keyboard.press("Escape");
-      await runCommand(page, "charcode: Train on Workspace");
-      await pickRow(page, /^python/);
-      // the workspace folder is preselected: accept the multi-select pick
-      await waitFor("the folder pick", () => page.locator(".quick-input-widget .monaco-list-row", { hasText: "workspace" }).isVisible(), 10_000);
-      await page.keyboard.press("Enter");
+      if (mode !== "install") {
+        // (in mode "install" the step before started it, after installing torch)
+        await page.keyboard.press("Escape");
+        await startTraining(page);
+      }
       const progress = toastWith(page, /training a python model/);
       const shown = await waitFor(
         "training progress with a percentage and chars/s",
@@ -683,6 +887,9 @@ async function main(): Promise<number> {
     fs.rmSync(runDir, { recursive: true, force: true });
   } else {
     console.log(`run folder kept: ${runDir}`);
+  }
+  if (firstRun) {
+    console.log(firstRun);
   }
   console.log(`e2e: ${passed} passed, ${failed} failed`);
   return failed ? 1 : 0;
