@@ -272,6 +272,13 @@ EOF
     for o in "${opts[@]}"; do echo "$o"; done
     echo $'it\\'s }'
 }""",
+        """function upload-changes {
+    git diff --quiet "$FILE" || \\
+        { echo "no changes"; return; }
+    inst_libdir_file \\
+        {"tls/$arch/",tls/,}"libffi.so.*" ${x:-}}
+    [ -n "$x" ] && { echo a; echo b; } >&2
+}""",
     ],
 }
 AFTER = {  # what a model writes next: the rule must have stopped before it
@@ -338,6 +345,7 @@ TRAPS = [
     ("javascript", "function f() {\n  return /}/.test(s) || /[/}]/.test(t);\n", "}"),
     ("javascript", "function f() {\n  if (x) return /'}/;\n  x = a / b / c;\n", "}"),
     ("typescript", "function f<T extends { a: 1 }>(x: T): Promise<{ b: 2 }> {\n  x;\n", "}"),
+    ("typescript", "function f(): A & { b(): void } | { c: 1 } {\n  x;\n", "}"),
     ("go", "func f() {\n\ts := `}\n}`\n\tr := '}'\n", "}"),
     ("rust", "fn f<'a>(x: &'a str) {\n    let s = r##\"}\"# }\"##;\n    let c = '}';\n", "}"),
     ("rust", "fn f() {\n    let c = '\\'';\n    /* /* } */ } */\n", "}"),

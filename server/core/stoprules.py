@@ -169,7 +169,7 @@ class _Dialect:
     digit_quotes: bool = False  # C, C++: `'` inside a number separates digits (1'000'000)
     text_blocks: bool = False  # Java: """ opens a text block that ends at """
     regex: bool = False  # JS, TS: /.../ literals where an operand may start
-    generics: bool = False  # TS: <...> in a header may hold `{` (<T extends {a: 1}>)
+    generics: bool = False  # TS: <...>, & and | in a header may hold `{` (<T extends {a: 1}>)
 
 
 _C_STRINGS = {_DQ: (True, False, b""), _SQ: (True, False, b"")}
@@ -241,7 +241,8 @@ class _Braces(_Rule):
         self.command = True  # shell: the next word starts a command (may be a keyword)
         self.word_command = False  # shell: the word being read started a command
         self.blocks: list[str] = []  # shell: compound commands, { } and ${ } open, innermost last
-        self.naming = False  # shell: the word after `function` (the name) is being read
+        self.naming = False  # shell: after `function`, until its name has been read
+        self.named = False  # shell: some of the name has been read
         super().__init__(prime)
 
     def _restart(self) -> None:
@@ -250,9 +251,10 @@ class _Braces(_Rule):
     def _code(self, b: int):
         d, stop, command = self.d, None, None  # command: shell, after a brace that is syntax
         if self.escape:
-            self.escape = False
+            # shell: an escaped byte is part of a word; \<newline> is nothing at all
+            self.escape, command = False, self.command and b == _NL
         elif b == _BS:
-            self.escape = True
+            self.escape, command = True, self.command
         elif d.rust and b in b'#"' and self.word in (b"r", b"br", b"cr"):
             self.count, self.word, self.mode = 0, b"", self._raw_open
             return _AGAIN
@@ -293,6 +295,8 @@ class _Braces(_Rule):
                 or self.angles
                 or self.prev in _IDENT
                 or self.prev_sig == _COLON
+                or d.generics
+                and self.prev_sig in b"&|"  # TS: `): A & {b: T} {`
             )
             self.started |= body  # not `interface{}`, `x{1}`, `f({a})`, `): {a: T} {`
             self.depth += 1
@@ -333,6 +337,7 @@ class _Braces(_Rule):
             if not self.word:
                 self.word_command = self.command
             self.word = (self.word + bytes((b,)))[:9]
+            self.named |= self.naming
             return
         if self.word:
             self.token, self.word = self.word, b""
@@ -343,17 +348,19 @@ class _Braces(_Rule):
                 self.command = True
             elif b not in b" \t\r!":
                 self.command = False
+            if self.naming:  # `function name {`: a command (the body) follows the name
+                if b not in b" \t\r\n(":
+                    self.named = True
+                elif self.named:
+                    self.naming, self.command = False, True
 
     def _shell_word(self, word: bytes) -> None:
         """A shell word has ended: at a command's start, a keyword opens, moves on or closes a block."""
-        if self.naming:  # `function name {`: the `{` after the name opens the body
-            self.naming, self.command = False, True
-            return
         self.command = False
         if not self.word_command or self.parens:
             return
         self.command = word in _SHELL_COMMAND_FOLLOWS
-        self.naming = word == b"function"
+        self.naming, self.named = word == b"function", False
         top = self.blocks[-1] if self.blocks else ""
         if word in _SHELL_OPENS:
             self.blocks.append(_SHELL_OPENS[word])
