@@ -108,6 +108,14 @@ def add_eval_command(sub: Subcommands) -> None:
         default=1,
         help="keystrokes: the server's inlineMaxLines setting (default 1)",
     )
+    e.add_argument(
+        "--ghost-min-prob",
+        type=float,
+        default=None,
+        metavar="P",
+        help="keystrokes: end ghost text at the last token boundary where its probability "
+        "is still >= P (default: the server's)",
+    )
     e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.set_defaults(func=cmd_eval)
@@ -289,6 +297,7 @@ def _keystrokes(args, model: CommandModel, language: str) -> dict:
             settings=Settings(inline_max_lines=args.inline_max_lines),
             progress=bar.update,
             workspace=workspace,
+            min_prob=args.ghost_min_prob,
         )
     result["settings"].update(max_files=len(files), max_chars=max_chars, split=args.split)
     return result

@@ -1144,9 +1144,10 @@ static PyObject *Core_predict_logs(CoreObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* best(window: bytes, logits: float32[257], allowed: float32[257]) -> int: the most
- * likely symbol of the mixture where allowed (0 allowed, -inf not, as the decoders'
- * additive masks), -1 if none. Reads only. Greedy decoding's hot path. */
+/* best(window: bytes, logits: float32[257], allowed: float32[257]) -> (int, float): the
+ * most likely symbol of the mixture where allowed (0 allowed, -inf not, as the decoders'
+ * additive masks) and its probability; (-1, 0.0) if none. Reads only. Greedy decoding's
+ * hot path. */
 static PyObject *Core_best(CoreObject *self, PyObject *args) {
     Py_buffer w, lg, mk;
     PyObject *olg, *omk;
@@ -1174,7 +1175,7 @@ static PyObject *Core_best(CoreObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS PyBuffer_Release(&w);
     PyBuffer_Release(&lg);
     PyBuffer_Release(&mk);
-    return PyLong_FromLong(best);
+    return Py_BuildValue("(id)", best, best < 0 ? 0.0 : bp);
 }
 
 /* score(buf: bytes, off: int, logprobs: float64[n*257], out: float64[n]); the
@@ -1402,7 +1403,7 @@ static PyMethodDef Core_methods[] = {
     {"predict", (PyCFunction)Core_predict, METH_VARARGS,
      "predict(window, logprobs, out): the 257-way mixture; reads only"},
     {"best", (PyCFunction)Core_best, METH_VARARGS,
-     "best(window, logits, allowed): the mixture's most likely allowed symbol; reads only"},
+     "best(window, logits, allowed) -> (symbol, p): the most likely allowed symbol; reads only"},
     {"predict_logs", (PyCFunction)Core_predict_logs, METH_VARARGS,
      "predict_logs(windows, logits, out): float32 log-mixtures of k rows; reads only"},
     {"score", (PyCFunction)Core_score, METH_VARARGS,

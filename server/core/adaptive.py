@@ -158,10 +158,11 @@ class AdaptiveModel:
         float32) there. Reads only; the same distributions as :meth:`predict`."""
         self._core.predict_logs(contexts, np.ascontiguousarray(lstm_logits, np.float32), out)
 
-    def best(self, context: bytes, lstm_logits: np.ndarray, mask: np.ndarray) -> int:
+    def best(self, context: bytes, lstm_logits: np.ndarray, mask: np.ndarray) -> tuple[int, float]:
         """The most likely next symbol of the mixture among those ``mask`` allows (an additive
-        float32 mask: 0 allowed, -inf not), -1 if none: the argmax of :meth:`predict` plus the
-        mask, found without the whole distribution (greedy decoding's hot path). Reads only."""
+        float32 mask: 0 allowed, -inf not) and its probability, (-1, 0.0) if none: the argmax
+        of :meth:`predict` plus the mask, found without the whole distribution (greedy
+        decoding's hot path). Reads only."""
         return self._core.best(context, lstm_logits, mask)
 
     def predict_batch(self, contexts: list[bytes], lstm: np.ndarray) -> np.ndarray:

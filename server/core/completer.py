@@ -33,6 +33,7 @@ DOC_LEARN_HORIZON = 4096  # bytes before the cursor's line a document's first re
 DOC_LEARN_STEP = 16  # document text learned between checks of should_stop (about 1 ms)
 BEAM_WIDTH = 5
 MAX_WORD_BYTES = 32
+GHOST_MIN_PROB = 0.0  # ghost text ends at a token boundary before its probability falls below
 WORD_LOOKBACK = 256  # bytes: a longer run of word characters is not a word worth completing
 ShouldStop = Callable[[], bool]
 
@@ -233,7 +234,12 @@ class Completer:
     # ---- ghost text
 
     def ghost_text(
-        self, at: TextAt, max_chars: int, should_stop: ShouldStop = _never, max_lines: int = 1
+        self,
+        at: TextAt,
+        max_chars: int,
+        should_stop: ShouldStop = _never,
+        max_lines: int = 1,
+        min_prob: float = GHOST_MIN_PROB,
     ) -> bytes | None:
         """The ghost text at the cursor (b"" for none), or None if stopped.
 
@@ -269,6 +275,7 @@ class Completer:
             should_stop=should_stop,
             max_lines=max_lines,
             indent=len(prefix) - len(prefix.lstrip(b" \t")),
+            min_prob=min_prob,
         )
 
     def _typed_along(self, last: _LastGhost, at: TextAt, rt: Predictor) -> bool:

@@ -7,6 +7,7 @@ keystroke reuses it when the user types what the ghost text showed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -16,6 +17,16 @@ from .predictor import Predictor, State
 from .utf8 import AT_START, Utf8, is_word_byte, masks_for, utf8_next
 
 _NL, _CR = 10, 13
+_WORD, _BLANK, _OTHER = 0, 1, 2
+
+
+def logsumexp(x: np.ndarray) -> float:
+    m = float(x.max())
+    return m + math.log(float(np.exp(x - m).sum()))
+
+
+def _kind(sym: int) -> int:
+    return _WORD if is_word_byte(sym) else _BLANK if sym in (0x20, 0x09) else _OTHER
 
 
 class GreedyPath:
@@ -30,6 +41,7 @@ class GreedyPath:
         self.runtime = runtime
         self.masks = masks_for(runtime.vocab)
         self.syms: list[int] = []
+        self.logps: list[float] = []  # natural log of each symbol's probability
         self.states: list[State] = [state]
         self.utf8: list[Utf8] = [AT_START]
         # The mixture finds its best symbol from the LSTM's logits without computing its
@@ -50,10 +62,13 @@ class GreedyPath:
             u = self.utf8[len(self.syms)]
             mask = self.masks.for_state(u)
             if self._mixed:
-                sym = self.runtime.best(self.states[-1], self._scores, mask)
+                sym, p = self.runtime.best(self.states[-1], self._scores, mask)
+                logp = math.log(p) if p > 0 else -math.inf
             else:
                 sym = int(np.argmax(self._scores + mask))
+                logp = float(self._scores[sym] - logsumexp(self._scores))
             self.syms.append(sym)
+            self.logps.append(logp)
             self.utf8.append(utf8_next(u, sym))
         return self.syms[i]
 
@@ -81,6 +96,7 @@ def greedy_line(
     should_stop: Callable[[], bool],
     max_lines: int = 1,
     indent: int = 0,
+    min_prob: float = 0.0,
 ) -> bytes | None:
     """The most likely continuation, from position ``start`` of the path, to a natural end.
 
@@ -91,17 +107,30 @@ def greedy_line(
     indented deeper than ``indent`` (the cursor's line's indentation, in bytes):
     the block the cursor's line opens, to where it ends (a dedent or a blank
     line), at most ``max_lines`` lines of at most ``max_chars`` characters each.
+
+    With ``min_prob``, it also ends at the last token boundary where the model's
+    probability of the whole text so far was still at least ``min_prob`` (but never
+    before the first token): ghost text that is likely right in full, rather than a
+    long guess that is right only in part.
     """
     out = bytearray()
     chars = 0
     lines = 1
     i = start
+    floor = math.log(min_prob) if min_prob > 0 else -math.inf
+    logp = 0.0  # of out
+    sure = 0  # the longest token-boundary prefix of out whose probability is >= min_prob
     while True:
         if chars >= max_chars and not path.utf8[i][0]:
             break  # full: no need to compute the next symbol
         sym = path.sym(i, should_stop)
         if sym is None:
             return None
+        if not path.utf8[i][0] and out and (_kind(out[-1]) != _kind(sym) or _kind(sym) == _OTHER):
+            # a token boundary
+            if logp < floor:
+                return bytes(out[: sure or len(out)])
+            sure = len(out)
         if not path.utf8[i][0]:  # a character starts here: may the text end before it?
             if sym in (_NL, _CR):
                 if sym == _CR or lines >= max_lines or word:
@@ -113,6 +142,7 @@ def greedy_line(
                     break
                 lines, chars = lines + 1, 0
                 out.append(sym)
+                logp += path.logps[i]
                 i += 1
                 continue
             if word and not is_word_byte(sym):
@@ -121,7 +151,10 @@ def greedy_line(
                 word = False  # the identifier is complete: continue to the line's end
             chars += 1
         out.append(sym)
+        logp += path.logps[i]
         i += 1
+    if logp < floor and sure:
+        return bytes(out[:sure])
     return bytes(out)
 
 

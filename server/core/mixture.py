@@ -61,8 +61,11 @@ class MixedPredictor:
         tail = (state.tails[0] + bytes([symbol]))[-CONTEXT_BYTES:] if symbol < 256 else b""
         return logits[0], MixedState(lstm_state, (tail,))
 
-    def best(self, state: MixedState, lstm_logits: np.ndarray, mask: np.ndarray) -> int:
-        """argmax(logits(state)[0] + mask), given the LSTM's logits at the state."""
+    def best(
+        self, state: MixedState, lstm_logits: np.ndarray, mask: np.ndarray
+    ) -> tuple[int, float]:
+        """argmax(logits(state)[0] + mask) and its probability, given the LSTM's logits at
+        the state."""
         return self.model.best(state.tails[0], lstm_logits, mask)
 
     def learn(self, state: MixedState, data: bytes) -> MixedState:

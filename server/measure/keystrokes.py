@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from charcode.training.symbols import is_continuation
 
-from ..core.completer import Completer, OneModel, TextAt
+from ..core.completer import GHOST_MIN_PROB, Completer, OneModel, TextAt
 from ..core.predictor import Predictor
 from ..core.settings import Settings
 from ..core.utf8 import is_word_byte
@@ -42,11 +42,19 @@ class GhostTextTyping:
 
     name = "charcode"
 
-    def __init__(self, completer: Completer, language: str, max_chars: int, max_lines: int = 1):
+    def __init__(
+        self,
+        completer: Completer,
+        language: str,
+        max_chars: int,
+        max_lines: int = 1,
+        min_prob: float | None = None,
+    ):
         self.completer = completer
         self.language = language
         self.max_chars = max_chars
         self.max_lines = max_lines
+        self.min_prob = min_prob  # None: the server's default
         self.uri = ""
         self.data = b""
         self.version = 0
@@ -67,7 +75,8 @@ class GhostTextTyping:
     def suggest(self) -> bytes | None:
         at = TextAt(self.uri, self.language, self.version, self.data, len(self.data))
         t = time.perf_counter()
-        text = self.completer.ghost_text(at, self.max_chars, max_lines=self.max_lines)
+        extra = {} if self.min_prob is None else {"min_prob": self.min_prob}
+        text = self.completer.ghost_text(at, self.max_chars, max_lines=self.max_lines, **extra)
         self.latencies.append(time.perf_counter() - t)
         # as the server does after answering, in its idle time between keystrokes
         self.completer.learn_document(at)
@@ -298,6 +307,7 @@ def evaluate_keystrokes(
     free_indent: bool = True,
     progress=None,
     workspace: list[tuple[str, bytes]] | None = None,
+    min_prob: float | None = None,
 ) -> dict:
     """Type each (name, text) with charcode (full accept, then partial accept) and with the
     word baseline; the counts per completer and per file.
@@ -305,7 +315,8 @@ def evaluate_keystrokes(
     With ``workspace`` (name, text) files: before each file is typed, charcode learns every
     workspace file but that one (names compared as given: pass resolved paths), and learns
     the typed document's lines as it goes; the word baseline is typed twice, on the document
-    alone and with the workspace files' words as well."""
+    alone and with the workspace files' words as well. ``min_prob`` overrides the server's
+    ghost-text confidence floor (completer.GHOST_MIN_PROB)."""
     settings = settings or Settings()
     max_chars = settings.inline_max_length
     totals = {
@@ -324,7 +335,9 @@ def evaluate_keystrokes(
                     workspace, language, name, settings.adaptation_memory_mb
                 )
             completer = Completer(OneModel(language, runtime), adaptive=adaptive)
-            typist = GhostTextTyping(completer, language, max_chars, settings.inline_max_lines)
+            typist = GhostTextTyping(
+                completer, language, max_chars, settings.inline_max_lines, min_prob
+            )
             runs[run] = (typist, partial)
         runs["word_baseline"] = (WordCompleter(), False)
         if workspace is not None:
@@ -350,6 +363,7 @@ def evaluate_keystrokes(
         "settings": {
             "inline_max_length": max_chars,
             "inline_max_lines": settings.inline_max_lines,
+            "ghost_min_prob": GHOST_MIN_PROB if min_prob is None else min_prob,
             "free_indent": free_indent,
             "workspace_files": None if workspace is None else len(workspace),
         },

@@ -86,8 +86,10 @@ def test_best_is_the_argmax_of_the_mixture_under_a_mask(trained):
         p = trained.predict(ctx, rows[k].astype(np.float64))
         assert np.allclose(np.exp(out[0]), p, rtol=1e-5, atol=1e-12)
         for mask in masks:
-            assert trained.best(ctx, rows[k], mask) == int(np.argmax(out[0] + mask))
-    assert trained.best(b"abc", rows[0], np.full(257, -np.inf, np.float32)) == -1
+            sym, prob = trained.best(ctx, rows[k], mask)
+            assert sym == int(np.argmax(out[0] + mask))
+            assert prob == pytest.approx(p[sym], rel=1e-6)
+    assert trained.best(b"abc", rows[0], np.full(257, -np.inf, np.float32)) == (-1, 0.0)
 
 
 def test_predict_is_pure(trained):

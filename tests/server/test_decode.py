@@ -198,3 +198,34 @@ def test_ghost_text_runs_over_the_block_a_line_opens_when_allowed(trained):
     assert several.startswith(one) and 1 <= several.count(b"\n") + 1 <= 4
     for line in several.split(b"\n")[1:]:  # every further line is inside the block
         assert line.startswith(b"     ") or not line.strip()
+
+
+def _boundaries(text: bytes) -> set[int]:
+    def kind(b):
+        return 0 if is_word_byte(b) else 1 if b in (0x20, 0x09) else 2
+
+    return {
+        i for i in range(1, len(text)) if kind(text[i - 1]) != kind(text[i]) or kind(text[i]) == 2
+    }
+
+
+@pytest.mark.parametrize("min_prob", [0.9, 0.5, 0.2, 0.05])
+def test_ghost_text_ends_where_it_stops_being_likely(trained, min_prob):
+    """With min_prob the ghost text is the longest token-boundary prefix of the full one whose
+    probability is still >= min_prob (at least its first token)."""
+    rt = trained
+    for prime in (b"def load(items):\n    ", b"    result = []\n    for item in it", b"x = "):
+        path = GreedyPath(rt, rt.read(rt.start, prime))
+        full = greedy_line(path, word=False, max_chars=40, should_stop=NEVER)
+        cut = greedy_line(path, word=False, max_chars=40, should_stop=NEVER, min_prob=min_prob)
+        assert full.startswith(cut) and cut
+        logp = np.cumsum(path.logps[: len(full)])  # logp[i]: of full[: i + 1]
+        ends = sorted(_boundaries(full + path_next(path, len(full))) | {len(full)})
+        first = ends[0]
+        likely = [e for e in ends if logp[e - 1] >= np.log(min_prob)]
+        assert len(cut) == max([first, *likely])
+
+
+def path_next(path: GreedyPath, i: int) -> bytes:
+    """The path's next byte after position i (what decides whether i is a token end)."""
+    return bytes([path.sym(i, NEVER)])
