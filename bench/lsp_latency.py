@@ -17,7 +17,7 @@ runs to the inlineMaxLength cap (48 characters), the worst case.
     .venv/bin/python bench/lsp_latency.py                 # small 2x256
     .venv/bin/python bench/lsp_latency.py --size medium   # 3x512
     .venv/bin/python bench/lsp_latency.py --model runs/python.safetensors
-    .venv/bin/python bench/lsp_latency.py --model M --workspace DIR [--adaptation off]
+    .venv/bin/python bench/lsp_latency.py --model M --workspace DIR [--adaptation off|both]
     .venv/bin/python bench/lsp_latency.py --model M --workspace DIR --during-learning
 """
 
@@ -179,22 +179,17 @@ async def wait_learned(client: LanguageClient, timeout: float = 600) -> dict:
         await asyncio.sleep(0.2)
 
 
-async def run(args) -> int:
-    tmp = Path(tempfile.mkdtemp(prefix="charcode-bench-"))
-    model = (
-        Path(args.model).resolve()
-        if args.model
-        else random_model(tmp / "python.safetensors", args.size)
-    )
-    (tmp / "user").mkdir()
-    env = {**os.environ, "CHARCODE_MODELS_DIR": str(tmp / "user"), "CHARCODE_DEBUG": "1"}
-    env["CHARCODE_CACHE_DIR"] = str(tmp / "cache" / "corpora")  # nothing learned before
+async def start_server(args, model: Path, tmp: Path, workspace: Path | None, adaptation: str):
+    """A language server with the model, on the workspace; adaptation "on" or "off"."""
+    home = tmp / adaptation
+    (home / "user").mkdir(parents=True)
+    env = {**os.environ, "CHARCODE_MODELS_DIR": str(home / "user"), "CHARCODE_DEBUG": "1"}
+    env["CHARCODE_CACHE_DIR"] = str(home / "cache" / "corpora")  # nothing learned before
     client = LanguageClient("charcode-bench", "1")
     await client.start_io(args.server_python, "-m", "charcode.server", env=env)
-    workspace = Path(args.workspace).resolve() if args.workspace else None
     options = {"models": {"python": str(model)}, "inlineMaxLength": args.max_length}
     if workspace is not None:
-        options["adaptation"] = args.adaptation == "on"
+        options["adaptation"] = adaptation == "on"
     await client.initialize_async(
         types.InitializeParams(
             capabilities=types.ClientCapabilities(),
@@ -208,52 +203,15 @@ async def run(args) -> int:
         )
     )
     client.initialized(types.InitializedParams())
-    if workspace is not None and args.adaptation == "on" and not args.during_learning:
-        learned = await wait_learned(client)
-        print(
-            f"adaptation: learned {learned['files']} files, {learned['bytes'] / 1e6:.1f} MB "
-            f"in {learned['seconds']:.1f} s before typing"
-        )
-    info = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="charcode.modelInfo", arguments=[{"language": "python"}])
-    )
-    py = info["languages"]["python"]
-    if "error" in py:
-        print(f"model: {py['error']}", file=sys.stderr)
-        return 1
-    print(
-        f"model {py['layers']}x{py['hidden']} ({model}), inlineMaxLength {args.max_length}, "
-        f"{len(FUNCTION)} keystrokes per function, {args.repeat} per file size, load average {os.getloadavg()[0]:.1f}"
-    )
-    warm = Typist(client, 100, -1, False)  # warm up: imports, allocator, caches
-    warm.open()
-    for ch in FUNCTION[:60]:
-        await warm.keystroke(ch)
-    warm.close()
-    # The files take turns keystroke by keystroke, so changes in machine load hit them alike.
-    results = {
-        lines: {"inline": [], "completion": [], "first": [], "lengths": [], "cpu": []}
-        for lines in args.sizes
-    }
-    for rep in range(args.repeat):
-        typists = [Typist(client, lines, rep, not args.no_completion) for lines in args.sizes]
-        for t in typists:
-            t.open()
-        for ch in FUNCTION:
-            for t in typists:
-                await t.keystroke(ch)
-        for t in typists:
-            t.close()
-            r = results[t.lines]
-            r["inline"] += t.inline
-            r["completion"] += t.completions
-            r["cpu"] += t.cpu
-            r["lengths"] += t.lengths
-            r["first"].append(t.first)
+    return client
+
+
+def print_table(label: str, results: dict) -> None:
     header = (
         f"{'lines':>7} | {'inline p50':>10} {'p95':>7} {'p99':>7} | {'completion p50':>14} {'p95':>7} {'p99':>7}"
         f" | {'first':>7} | {'inline CPU p50':>14} {'p95':>7} | ghost text"
     )
+    print(label)
     print(header)
     print("-" * len(header))
     for lines, s in results.items():
@@ -270,20 +228,101 @@ async def run(args) -> int:
             r50 = pct(results[hi][kind], 50) / pct(results[lo][kind], 50)
             r95 = pct(results[hi][kind], 95) / pct(results[lo][kind], 95)
             print(f"{kind} latency ratio {hi:,}/{lo:,} lines: p50 {r50:.2f}, p95 {r95:.2f}")
-    stats = await client.workspace_execute_command_async(
-        types.ExecuteCommandParams(command="charcode.debugStats")
+
+
+async def run(args) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="charcode-bench-"))
+    model = (
+        Path(args.model).resolve()
+        if args.model
+        else random_model(tmp / "python.safetensors", args.size)
     )
-    print(f"server: {stats['inference']} cache {stats['cache']['bytes'] / 2**20:.1f} MB")
-    if workspace is not None and args.adaptation == "on":
-        learned = (stats.get("adaptation") or {}).get("python", {})
-        print(
-            f"adaptation: {learned.get('state')}, {learned.get('files')} files, "
-            f"{learned.get('bytes', 0) / 1e6:.1f} MB learned in {learned.get('seconds')} s"
-            + (" (typing while it learned)" if args.during_learning else "")
+    workspace = Path(args.workspace).resolve() if args.workspace else None
+    modes = ["on", "off"] if args.adaptation == "both" else [args.adaptation]
+    if workspace is None:
+        modes = ["off"]
+    clients = {mode: await start_server(args, model, tmp, workspace, mode) for mode in modes}
+    for mode, client in clients.items():
+        if workspace is not None and mode == "on" and not args.during_learning:
+            learned = await wait_learned(client)
+            print(
+                f"adaptation: learned {learned['files']} files, {learned['bytes'] / 1e6:.1f} MB "
+                f"in {learned['seconds']:.1f} s before typing"
+            )
+    info = await next(iter(clients.values())).workspace_execute_command_async(
+        types.ExecuteCommandParams(command="charcode.modelInfo", arguments=[{"language": "python"}])
+    )
+    py = info["languages"]["python"]
+    if "error" in py:
+        print(f"model: {py['error']}", file=sys.stderr)
+        return 1
+    print(
+        f"model {py['layers']}x{py['hidden']} ({model}), inlineMaxLength {args.max_length}, "
+        f"{len(FUNCTION)} keystrokes per function, {args.repeat} per file size, "
+        f"load average {os.getloadavg()[0]:.1f}"
+        + (", two servers typed in turns" if len(clients) > 1 else "")
+    )
+    for client in clients.values():
+        warm = Typist(client, 100, -1, False)  # warm up: imports, allocator, caches
+        warm.open()
+        for ch in FUNCTION[:60]:
+            await warm.keystroke(ch)
+        warm.close()
+    # The files (and the servers) take turns keystroke by keystroke, so changes in machine
+    # load hit them alike.
+    results = {
+        mode: {
+            lines: {"inline": [], "completion": [], "first": [], "lengths": [], "cpu": []}
+            for lines in args.sizes
+        }
+        for mode in clients
+    }
+    for rep in range(args.repeat):
+        typists = [
+            (mode, Typist(client, lines, rep, not args.no_completion))
+            for mode, client in clients.items()
+            for lines in args.sizes
+        ]
+        for _, t in typists:
+            t.open()
+        for ch in FUNCTION:
+            for _, t in typists:
+                await t.keystroke(ch)
+        for mode, t in typists:
+            t.close()
+            r = results[mode][t.lines]
+            r["inline"] += t.inline
+            r["completion"] += t.completions
+            r["cpu"] += t.cpu
+            r["lengths"] += t.lengths
+            r["first"].append(t.first)
+    for mode, client in clients.items():
+        label = "" if workspace is None else f"adaptation {mode}:"
+        print_table(label, results[mode])
+        stats = await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="charcode.debugStats")
         )
-    await client.shutdown_async(None)
-    client.exit(None)
-    await client.stop()
+        print(f"server: {stats['inference']} cache {stats['cache']['bytes'] / 2**20:.1f} MB")
+        if workspace is not None and mode == "on":
+            learned = (stats.get("adaptation") or {}).get("python", {})
+            print(
+                f"adaptation: {learned.get('state')}, {learned.get('files')} files, "
+                f"{learned.get('bytes', 0) / 1e6:.1f} MB learned in {learned.get('seconds')} s"
+                + (" (typing while it learned)" if args.during_learning else "")
+            )
+    if len(clients) == 2:
+        for lines in args.sizes:
+            on, off = results["on"][lines], results["off"][lines]
+            print(
+                f"{lines:>7} lines: adaptation on/off inline p50 "
+                f"{pct(on['inline'], 50) / pct(off['inline'], 50):.2f}x, p95 "
+                f"{pct(on['inline'], 95) / pct(off['inline'], 95):.2f}x; CPU p95 "
+                f"{pct(on['cpu'], 95):.1f} / {pct(off['cpu'], 95):.1f} ms"
+            )
+    for client in clients.values():
+        await client.shutdown_async(None)
+        client.exit(None)
+        await client.stop()
     return 0
 
 
@@ -311,9 +350,10 @@ def main() -> int:
     )
     p.add_argument(
         "--adaptation",
-        choices=["on", "off"],
+        choices=["on", "off", "both"],
         default="on",
-        help="with --workspace: adaptation on (the default) or off, to compare in one run",
+        help="with --workspace: adaptation on (the default), off, or both: two servers typed "
+        "in turns, side by side in one run",
     )
     p.add_argument(
         "--during-learning",
