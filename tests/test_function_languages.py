@@ -424,7 +424,7 @@ GUARD_LINES = [
     ("cpp", "int f() {\n  int y = 1;\n", True),
     ("cpp", "int f() {\n  auto g = [&](int x) {\n", True),  # `};` comes later
     ("cpp", "int f() {\n  int y = 1 +;\n", False),
-    ("cpp", "int f() {\n  } else {\n", False),
+    ("cpp", "int f() {\n  while {\n", False),
     ("java", "int f() {\n  int[] a = {\n", True),
     ("java", "int f() {\n  int a = 1 +;\n", False),
     ("javascript", "function f() {\n  const o = {\n    a: 1,\n", True),
@@ -434,7 +434,7 @@ GUARD_LINES = [
     ("go", "func f() {\n\tx := []int{\n\t\t1,\n", True),
     ("go", "func f() {\n\ty := x\n", True),  # no `;` in Go: the line may end a statement
     ("go", "func f() {\n\tgo func() {\n", True),
-    ("go", "func f() {\n\t} else {\n", False),
+    ("go", "func f() {\n\telse {\n", False),
     ("rust", "fn f() {\n    let x = match y {\n", True),
     ("rust", "fn f() {\n    match x {\n        1 => 2,\n", True),
     ("rust", "fn f() {\n    let = 1;\n", False),
@@ -446,6 +446,12 @@ GUARD_LINES = [
     ("java", "int f() {\n  if (x)\n", None),
     ("cpp", "int f() {\n  y = g(a,\n", None),  # inside brackets
     ("cpp", "#define A(x) {\n", None),  # a directive
+    ("cpp", "int f() {\n#ifdef X\n  if (x) {\n", None),  # the grammar wants the #endif
+    ("cpp", "int f() {\n  try {\n    g();\n", True),  # closed with a catch
+    ("cpp", "int f() {\n  try {\n    g();\n  }\n", None),  # the catch follows
+    ("java", "int f() {\n  do {\n    g();\n", True),  # closed with `} while (0);`
+    ("javascript", "function f() {\n  try {\n    g();\n", True),  # with `} finally {}`
+    ("cpp", "A::A()\n    : a{1},\n", None),  # the header
     ("javascript", "function f() {\n  const s = `a ${\n", None),  # inside ${ }
     ("javascript", "function f() {\n  const s = `a {\n", None),  # inside a template
 ]

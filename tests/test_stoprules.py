@@ -458,9 +458,14 @@ def test_rules_expose_their_lexer_state_for_the_guard():
     assert state.logical_line_bytes == len(b"    y = g(a,\n")
     c = make_stop_rule("braces", b"", "c")
     c.feed(b"int f(int x) {\n  if (g(x,")
-    assert c.lexer() == LexerState(in_code=True, parens=2, depth=1)
+    assert c.lexer() == LexerState(in_code=True, parens=2, depth=1, blocks=("{",))
     c.feed(b' "s')
     assert not c.lexer().in_code
+    js = make_stop_rule("braces", b"", "javascript")
+    js.feed(b"function f() {\n  do {\n    try {\n      s = `${ {a: 1}.a }`;\n")
+    assert js.lexer().blocks == ("{", "do", "try") and js.lexer().depth == 3
+    js.feed(b"      t = `${")
+    assert js.lexer().in_code and js.lexer().substitutions == 1
     lua = make_stop_rule("lua_end", b"")
     lua.feed(b"function f(x)\n  if x then\n")
     assert lua.lexer().depth == 2 and lua.lexer().in_code

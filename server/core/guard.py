@@ -20,9 +20,12 @@ end on ``if x:`` with no body.
   (BRACE_SYNTAX) a line ending in ``;``, ``{`` or ``}`` must pass (False if
   not); one that may end a statement without them (an identifier, ``)``, a
   literal, ``,``: Go, JS, TS, a Rust tail) is approved when it passes and not
-  judged when it does not (``if (x)`` waits for its statement). C keeps the
-  guard its bundled model was measured with: only ``;{}`` lines, no MISSING
-  allowed. C and C++ ``#`` lines are not judged.
+  judged when it does not (``if (x)`` waits for its statement); a block
+  opened by ``do`` or ``try`` is closed with what it needs (``} while (0);``,
+  ``} finally {}``); lines in the header, a ``}`` alone (a catch may follow),
+  C and C++ ``#`` lines and lines inside ``#if`` are not judged. C keeps the
+  guard its bundled model was measured with: only ``;{}`` lines, ``}`` closes
+  every block, no MISSING allowed.
 - Shell: the stop rule tracks the compound commands open (if, loops, case,
   ``{``); a line end inside the function body, not in a string, heredoc or
   ``$( )`` and not continued (``|``, ``&&``, ``\\``), is closed with ``fi``,
@@ -171,23 +174,40 @@ class BraceSyntax:
     hard: bytes = b";{}"
     # After these (or `++`/`--`) a statement may have ended: parsing approves the
     # prefix (True), failing tells nothing (None: `if (x)` waits for its statement).
-    soft: bytes = b""
-    directives: bool = False  # C, C++: `#` lines are not judged (macros can be anything)
-    lenient: bool = True  # MISSING nodes after the text are no error (see _clean_prefix)
+    soft: bytes = b",abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_)]\"'`"
+    directives: bool = False  # C, C++: `#` lines, and lines inside #if ... #endif, not judged
+    try_closer: bytes = b"} finally {}"  # ends a `try {` block (C++: a catch)
+    # C's guard as its bundled model was measured: `}` closes every block, a MISSING
+    # node anywhere is an error, lines inside #if are judged, no soft line ends
+    measured_c: bool = False
 
 
-_WORD_END = bytes(range(ord("a"), ord("z") + 1)) + bytes(range(ord("A"), ord("Z") + 1))
-_WORD_END += b"0123456789_)]\"'`"
 BRACE_SYNTAX = {
-    # C as measured for its bundled model; the others also approve lines that may end there
-    "c": BraceSyntax("c", directives=True, lenient=False),
-    "cpp": BraceSyntax("cpp", soft=b"," + _WORD_END, directives=True),
-    "java": BraceSyntax("java", soft=b"," + _WORD_END),
-    "javascript": BraceSyntax("javascript", soft=b"," + _WORD_END),
-    "typescript": BraceSyntax("typescript", soft=b"," + _WORD_END),
-    "go": BraceSyntax("go", soft=b"," + _WORD_END),
-    "rust": BraceSyntax("rust", soft=b"," + _WORD_END),
+    "c": BraceSyntax("c", soft=b"", directives=True, measured_c=True),
+    "cpp": BraceSyntax("cpp", directives=True, try_closer=b"} catch (...) {}"),
+    "java": BraceSyntax("java"),
+    "javascript": BraceSyntax("javascript"),
+    "typescript": BraceSyntax("typescript"),
+    "go": BraceSyntax("go"),
+    "rust": BraceSyntax("rust"),
 }
+_IF_DIRECTIVE = re.compile(rb"^[ \t]*#[ \t]*(if|endif)", re.MULTILINE)
+
+
+def _inside_if_directive(text: bytes) -> bool:
+    """An #if, #ifdef or #ifndef is open at the end of the text."""
+    depth = 0
+    for m in _IF_DIRECTIVE.finditer(text):
+        depth = depth + 1 if m.group(1) == b"if" else max(0, depth - 1)
+    return depth > 0
+
+
+def _brace_closers(syntax: BraceSyntax, lexer: LexerState) -> bytes:
+    """What closes the blocks open, innermost first: `}`, or what a do/try block needs."""
+    if syntax.measured_c:
+        return b"\n" + b"}" * lexer.depth
+    ends = {"do": b"} while (0);", "try": syntax.try_closer}
+    return b"".join(b"\n" + ends.get(block, b"}") for block in reversed(lexer.blocks))
 
 
 def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
@@ -205,6 +225,10 @@ def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
         last_line = stripped.rsplit(b"\n", 1)[-1].lstrip()
         if syntax.directives and last_line.startswith(b"#"):
             return None
+        if not syntax.measured_c and (
+            not lexer.depth or syntax.directives and _inside_if_directive(text)
+        ):
+            return None  # in the header (`: a{1},`), or the grammar wants the #endif
         last = stripped[-1:]
         hard = last and last in syntax.hard
         soft = lexer.depth and (
@@ -212,12 +236,16 @@ def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
         )
         if not (hard or soft):
             return None  # mid-statement
-        closers = b"\n" + b"}" * lexer.depth
-        if syntax.lenient:
-            ok = _clean_prefix(parser, text, closers)
-        else:
+        closers = _brace_closers(syntax, lexer)
+        if syntax.measured_c:
             ok = _clean(parser, text + closers)
-        return True if ok else (False if hard else None)
+        else:
+            ok = _clean_prefix(parser, text, closers)
+        if ok:
+            return True
+        # A `}` line that ends a try block (a catch follows) or a do block (`while`
+        # on the next line) has the grammar wait: the lines before were judged already.
+        return False if hard and (syntax.measured_c or last_line != b"}") else None
 
     return brace_guard
 

@@ -67,8 +67,10 @@ class LexerState:
     depth: int = 0  # blocks open: braces { } or Lua's function/do/then ... end
     # braces: substitutions open in strings (JS `${`, shell `"$(`), whose code is inside a string
     substitutions: int = 0
-    # shell: the compound commands and { } groups open, innermost last: "if" (before its
-    # `then`), "then", "loop" (before its `do`), "do", "case", "{" or "${" (a parameter)
+    # The blocks open, innermost last. Shell: its compound commands and { } groups: "if"
+    # (before its `then`), "then", "loop" (before its `do`), "do", "case", "{" or "${" (a
+    # parameter). The other brace languages: each `{` but those of ${ } in strings: "do"
+    # or "try" after those keywords, else "{".
     blocks: tuple[str, ...] = ()
 
 
@@ -211,6 +213,9 @@ _SHELL_OPENS |= {b"select": "loop", b"case": "case"}
 _SHELL_NEXT = {(b"then", "if"): "then", (b"elif", "then"): "if", (b"else", "then"): "then"}
 _SHELL_NEXT |= {(b"do", "loop"): "do"}
 _SHELL_CLOSE = {b"fi": ("if", "then"), b"done": ("loop", "do"), b"esac": ("case",)}
+# The other brace languages: a `{` after these keywords opens a block that `}` alone does
+# not end (do { } while (c); try { } catch/finally { }).
+_BRACE_AFTER = {b"do": "do", b"try": "try"}
 _SHELL_COMMAND_FOLLOWS = frozenset(b"if then elif else while until do ! time".split())
 
 
@@ -240,7 +245,9 @@ class _Braces(_Rule):
         self.line = b""  # shell: start of the current heredoc line
         self.command = True  # shell: the next word starts a command (may be a keyword)
         self.word_command = False  # shell: the word being read started a command
-        self.blocks: list[str] = []  # shell: compound commands, { } and ${ } open, innermost last
+        # The blocks open, innermost last (LexerState.blocks): for shell its compound
+        # commands, { } and ${ }; for the others each `{`, named by the keyword before it
+        self.blocks: list[str] = []
         self.naming = False  # shell: after `function`, until its name has been read
         self.named = False  # shell: some of the name has been read
         super().__init__(prime)
@@ -303,10 +310,13 @@ class _Braces(_Rule):
             if d.shell:
                 command = self.prev != _DOLLAR  # a group: a command follows
                 self.blocks.append("${" if self.prev == _DOLLAR else "{")
+            else:
+                keyword = (self.word or self.token) if self.prev_sig in _IDENT else b""
+                self.blocks.append(_BRACE_AFTER.get(keyword, "{"))
         elif b == _RBRACE:
             self.depth = max(0, self.depth - 1)
             if not self._resume(_RBRACE, self.depth):
-                if self.blocks and self.blocks[-1] in ("{", "${"):
+                if self.blocks and (not d.shell or self.blocks[-1] in ("{", "${")):
                     command = self.blocks.pop() == "{"  # `{ a; } && b`; not ${x}}
                 if self.started and not self.depth:
                     stop = (self.pos + 1, END)
