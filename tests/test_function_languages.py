@@ -676,3 +676,18 @@ def test_the_hallucinate_evaluation_runs_for_every_new_language(language):
     r = evaluate_hallucinate(rt, language, seeds=3, max_chars=2000, temperature=1.0)
     assert r["checker"].startswith("tree-sitter-") and r["syntax_guard"]
     assert r["stopped"] == {"end_of_function": 3} and r["validity_rate"] == 1.0, r
+
+
+@pytest.mark.parametrize("language", NEW)
+def test_hallucinate_without_a_model_is_a_one_line_error(language, tmp_path, monkeypatch, capsys):
+    from charcode.server.command_line import main
+    from charcode.training.registry import bundled_models_dir
+
+    if (bundled_models_dir() / f"{language}.safetensors").exists():
+        pytest.skip(f"a bundled {language} model exists")
+    monkeypatch.setenv("CHARCODE_MODELS_DIR", str(tmp_path / "models"))
+    monkeypatch.chdir(tmp_path)
+    code = main(["hallucinate", "--language", language])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"no model for {language}" in err and "charcode train" in err
