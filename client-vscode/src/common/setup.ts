@@ -24,7 +24,8 @@ export class EnvironmentSetup {
   private offering = false;
   private creating: Promise<boolean> | undefined;
   private lastResolution: Resolution | undefined;
-  private torchOffer: Promise<boolean> | undefined;
+  /** the torch install running now, which a second Train on Workspace joins */
+  private torchInstall: Promise<string> | undefined;
   /** interpreters seen with torch (the check imports torch: seconds) */
   private readonly hasTorch = new Set<string>();
 
@@ -162,19 +163,14 @@ export class EnvironmentSetup {
   /**
    * True when `python` (the server's interpreter) has torch, or the user
    * accepted the offer to install it and it was installed; Train on
-   * Workspace goes on only then. One offer at a time.
+   * Workspace goes on only then. Each call makes its own offer (an earlier
+   * one may sit unanswered in the notification center), but one pip runs at
+   * a time: a second install joins the one running.
    */
-  ensureTorch(python: string): Promise<boolean> {
+  async ensureTorch(python: string): Promise<boolean> {
     if (this.hasTorch.has(python)) {
-      return Promise.resolve(true);
+      return true;
     }
-    this.torchOffer ??= this.ensureTorchNow(python).finally(() => {
-      this.torchOffer = undefined;
-    });
-    return this.torchOffer;
-  }
-
-  private async ensureTorchNow(python: string): Promise<boolean> {
     const settings = this.server.settings();
     const ok = await ensureTorch({
       python,
@@ -201,14 +197,15 @@ export class EnvironmentSetup {
         const cpu = "CPU Build Instead";
         const choice = await vscode.window.showInformationMessage(
           `charcode: training needs PyTorch (completions do not), and ${where} has none. ` +
-            `Install ${plan.what}? pip runs with a progress notification you can cancel.`,
+            `Install ${plan.what}?${alternative ? ` (${cpu}: ${alternative.what}.)` : ""} ` +
+            "pip runs with a progress notification you can cancel.",
           install,
           ...(alternative ? [cpu] : []),
         );
         return choice === install ? plan : choice === cpu ? alternative : undefined;
       },
-      progress: (title, task) =>
-        Promise.resolve(
+      progress: (title, task) => {
+        this.torchInstall ??= Promise.resolve(
           vscode.window.withProgress(
             { location: vscode.ProgressLocation.Notification, title, cancellable: true },
             (progress, token) => {
@@ -217,7 +214,11 @@ export class EnvironmentSetup {
               return task((report) => progress.report(report), abort.signal);
             },
           ),
-        ),
+        ).finally(() => {
+          this.torchInstall = undefined;
+        });
+        return this.torchInstall;
+      },
       installed: (message) => vscode.window.setStatusBarMessage(message, 10_000),
       cancelled: (message) => void vscode.window.showInformationMessage(message),
       failed: async (error: SetupError) =>

@@ -359,8 +359,11 @@ export interface TorchUi {
   busy<T>(title: string, task: () => Promise<T>): Promise<T>;
   /** Offers `plan` (and `alternative`, when there is one) for `python`; the plan chosen, or undefined. */
   offer(python: string, plan: TorchPlan, alternative: TorchPlan | undefined): Promise<TorchPlan | undefined>;
-  /** Runs `task` under a cancellable progress notification; `signal` aborts when the user cancels. */
-  progress<T>(title: string, task: (report: (r: ProgressReport) => void, signal: AbortSignal) => Promise<T>): Promise<T>;
+  /**
+   * Runs the install `task` under a cancellable progress notification
+   * (`signal` aborts when the user cancels); resolves to torch's version.
+   */
+  progress(title: string, task: (report: (r: ProgressReport) => void, signal: AbortSignal) => Promise<string>): Promise<string>;
   /** Says torch is ready. */
   installed(message: string): void;
   /** Says the install was cancelled, and what that leaves. */
