@@ -445,6 +445,11 @@ GUARD_LINES = [
     ("rust", "fn f() {\n    let v = foo()\n", None),  # `.bar();` may follow
     ("java", "int f() {\n  if (x)\n", None),
     ("cpp", "int f() {\n  y = g(a,\n", None),  # inside brackets
+    ("javascript", "function f() {\n  a.forEach(function (x) {\n    g(x);\n", True),  # a callback
+    ("go", "func f() {\n\tsort.Slice(a, func(i, j int) bool {\n\t\treturn a[i] < a[j]\n", True),
+    ("rust", "fn f() {\n    v.iter().for_each(|x| {\n        g(x);\n", True),
+    ("javascript", "function f() {\n  a.forEach(function (x) {\n    g(x) +;\n", None),
+    ("javascript", "function f() {\n  const a = [\n    {\n      x: 1,\n", True),
     ("cpp", "#define A(x) {\n", None),  # a directive
     ("cpp", "int f() {\n#ifdef X\n  if (x) {\n", None),  # the grammar wants the #endif
     ("cpp", "int f() {\n  try {\n    g();\n", True),  # closed with a catch

@@ -458,7 +458,7 @@ def test_rules_expose_their_lexer_state_for_the_guard():
     assert state.logical_line_bytes == len(b"    y = g(a,\n")
     c = make_stop_rule("braces", b"", "c")
     c.feed(b"int f(int x) {\n  if (g(x,")
-    assert c.lexer() == LexerState(in_code=True, parens=2, depth=1, blocks=("{",))
+    assert c.lexer() == LexerState(in_code=True, parens=2, depth=1, blocks=("{", "(", "("))
     c.feed(b' "s')
     assert not c.lexer().in_code
     js = make_stop_rule("braces", b"", "javascript")

@@ -14,15 +14,18 @@ end on ``if x:`` with no body.
   cannot.
 - C, C++, Java, JavaScript, TypeScript, Go, Rust: the language's tree-sitter
   grammar (validity.GRAMMARS). A prefix is judged at a line end outside strings,
-  comments and brackets, after closing its open blocks with the ``}`` the stop
-  rule counts; valid when the tree has no ERROR and no MISSING node but MISSING
+  comments and brackets (but in a block inside brackets, a callback's body),
+  after closing what is open, as the stop rule lists it (``}``, ``)``, ``]``);
+  valid when the tree has no ERROR and no MISSING node but MISSING
   ones after the text (a ``;`` after ``x = {`` closed by ``}``). Per language
   (BRACE_SYNTAX) a line ending in ``;``, ``{`` or ``}`` must pass (False if
   not); one that may end a statement without them (an identifier, ``)``, a
   literal, ``,``: Go, JS, TS, a Rust tail) is approved when it passes and not
   judged when it does not (``if (x)`` waits for its statement); a block
   opened by ``do`` or ``try`` is closed with what it needs (``} while (0);``,
-  ``} finally {}``); lines in the header, a ``}`` alone (a catch may follow),
+  ``} finally {}``); a failure in a callback's body is no verdict (the
+  expression around it may want more); lines in the header, a ``}`` alone (a
+  catch may follow),
   C and C++ ``#`` lines and lines inside ``#if`` are not judged. C keeps the
   guard its bundled model was measured with: only ``;{}`` lines, ``}`` closes
   every block, no MISSING allowed.
@@ -172,8 +175,8 @@ class BraceSyntax:
     # After these last bytes a statement or block has ended: a prefix that does not parse
     # once its blocks are closed cannot go on (False).
     hard: bytes = b";{}"
-    # After these (or `++`/`--`) a statement may have ended: parsing approves the
-    # prefix (True), failing tells nothing (None: `if (x)` waits for its statement).
+    # After these (or `++`, `--`, a comment) a statement may have ended: parsing approves
+    # the prefix (True), failing tells nothing (None: `if (x)` waits for its statement).
     soft: bytes = b",abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_)]\"'`"
     directives: bool = False  # C, C++: `#` lines, and lines inside #if ... #endif, not judged
     try_closer: bytes = b"} finally {}"  # ends a `try {` block (C++: a catch)
@@ -206,8 +209,8 @@ def _brace_closers(syntax: BraceSyntax, lexer: LexerState) -> bytes:
     """What closes the blocks open, innermost first: `}`, or what a do/try block needs."""
     if syntax.measured_c:
         return b"\n" + b"}" * lexer.depth
-    ends = {"do": b"} while (0);", "try": syntax.try_closer}
-    return b"".join(b"\n" + ends.get(block, b"}") for block in reversed(lexer.blocks))
+    ends = {"do": b"\n} while (0);", "try": b"\n" + syntax.try_closer, "(": b")", "[": b"]"}
+    return b"".join(ends.get(block, b"\n}") for block in reversed(lexer.blocks))
 
 
 def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
@@ -219,8 +222,10 @@ def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
         if final:
             return _clean(parser, text)
         lexer = _lexer(rule)
-        if rule is None or not lexer.in_code or lexer.parens or lexer.substitutions:
-            return None  # inside a string, a comment, brackets or a template's ${ }
+        if rule is None or not lexer.in_code or lexer.substitutions:
+            return None  # inside a string, a comment or a template's ${ }
+        if lexer.parens and (syntax.measured_c or lexer.blocks[-1:] in ((), ("(",), ("[",))):
+            return None  # inside brackets, not in a block inside them (f(function () {)
         stripped = text.rstrip()
         last_line = stripped.rsplit(b"\n", 1)[-1].lstrip()
         if syntax.directives and last_line.startswith(b"#"):
@@ -231,8 +236,14 @@ def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
             return None  # in the header (`: a{1},`), or the grammar wants the #endif
         last = stripped[-1:]
         hard = last and last in syntax.hard
-        soft = lexer.depth and (
-            last and last in syntax.soft or stripped.endswith((b"++", b"--")) and syntax.soft
+        soft = (
+            syntax.soft
+            and last
+            and (
+                last in syntax.soft
+                or stripped.endswith((b"++", b"--", b"*/"))
+                or b"//" in last_line  # a comment line, or one that ends in a comment
+            )
         )
         if not (hard or soft):
             return None  # mid-statement
@@ -245,7 +256,11 @@ def _make_brace_guard(syntax: BraceSyntax) -> Guard | None:
             return True
         # A `}` line that ends a try block (a catch follows) or a do block (`while`
         # on the next line) has the grammar wait: the lines before were judged already.
-        return False if hard and (syntax.measured_c or last_line != b"}") else None
+        # In a block inside brackets (a callback) the expression around it may need
+        # more than its closing brackets (`c ? f(function () {` wants its `: d`).
+        if syntax.measured_c or hard and last_line != b"}" and not lexer.parens:
+            return False if hard else None
+        return None
 
     return brace_guard
 

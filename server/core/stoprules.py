@@ -70,7 +70,7 @@ class LexerState:
     # The blocks open, innermost last. Shell: its compound commands and { } groups: "if"
     # (before its `then`), "then", "loop" (before its `do`), "do", "case", "{" or "${" (a
     # parameter). The other brace languages: each `{` but those of ${ } in strings: "do"
-    # or "try" after those keywords, else "{".
+    # or "try" after those keywords, else "{"; and each `(` and `[`, as "(" and "[".
     blocks: tuple[str, ...] = ()
 
 
@@ -216,6 +216,7 @@ _SHELL_CLOSE = {b"fi": ("if", "then"), b"done": ("loop", "do"), b"esac": ("case"
 # The other brace languages: a `{` after these keywords opens a block that `}` alone does
 # not end (do { } while (c); try { } catch/finally { }).
 _BRACE_AFTER = {b"do": "do", b"try": "try"}
+_BRACKETS = ("(", "[")  # in LexerState.blocks, between braces: f(function () {
 _SHELL_COMMAND_FOLLOWS = frozenset(b"if then elif else while until do ! time".split())
 
 
@@ -316,14 +317,22 @@ class _Braces(_Rule):
         elif b == _RBRACE:
             self.depth = max(0, self.depth - 1)
             if not self._resume(_RBRACE, self.depth):
-                if self.blocks and (not d.shell or self.blocks[-1] in ("{", "${")):
-                    command = self.blocks.pop() == "{"  # `{ a; } && b`; not ${x}}
+                if d.shell:
+                    if self.blocks and self.blocks[-1] in ("{", "${"):
+                        command = self.blocks.pop() == "{"  # `{ a; } && b`; not ${x}}
+                else:  # brackets left open inside the block end with it
+                    while self.blocks and self.blocks.pop() in _BRACKETS:
+                        pass
                 if self.started and not self.depth:
                     stop = (self.pos + 1, END)
         elif b in b"([":
             self.parens += 1
+            if not d.shell:
+                self.blocks.append(_BRACKETS[b == _LBRACKET])
         elif b in b")]":
             self.parens = max(0, self.parens - 1)
+            if self.blocks and self.blocks[-1] in _BRACKETS:
+                self.blocks.pop()
             if b == _RPAREN:
                 self._resume(_RPAREN, self.parens)
         elif b == _SEMI and not (self.started or self.depth or self.parens):
