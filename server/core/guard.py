@@ -25,10 +25,9 @@ end on ``if x:`` with no body.
   opened by ``do`` or ``try`` is closed with what it needs (``} while (0);``,
   ``} finally {}``); a failure in a callback's body is no verdict (the
   expression around it may want more); lines in the header, a ``}`` alone (a
-  catch may follow),
-  C and C++ ``#`` lines and lines inside ``#if`` are not judged. C keeps the
-  guard its bundled model was measured with: only ``;{}`` lines, ``}`` closes
-  every block, no MISSING allowed.
+  catch may follow), C and C++ ``#`` lines and lines inside ``#if`` are not
+  judged. C keeps the guard its bundled model was measured with: only ``;{}``
+  lines outside brackets, ``}`` closes every block, no MISSING allowed.
 - Shell: the stop rule tracks the compound commands open (if, loops, case,
   ``{``); a line end inside the function body, not in a string, heredoc or
   ``$( )`` and not continued (``|``, ``&&``, ``\\``), is closed with ``fi``,
