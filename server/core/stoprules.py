@@ -239,6 +239,7 @@ class _Braces(_Rule):
         self.count = 0  # nesting of a block comment; `#`s that opened a Rust raw string
         self.last = 0  # the previous byte in a block comment; `#`s after `"` in a raw string
         self.delimiter = b""  # C++: the delimiter of a raw string R"delimiter(...)delimiter"
+        self.run = 0  # Java: quotes in a row inside a text block
         self.regex = False  # JS: the `/` being read may open a regular expression
         self.in_class = False  # JS: inside [...] of a regular expression
         self.heredoc = b""  # shell: delimiter of a heredoc that starts with the next line
@@ -247,7 +248,8 @@ class _Braces(_Rule):
         self.command = True  # shell: the next word starts a command (may be a keyword)
         self.word_command = False  # shell: the word being read started a command
         # The blocks open, innermost last (LexerState.blocks): for shell its compound
-        # commands, { } and ${ }; for the others each `{`, named by the keyword before it
+        # commands, { } and ${ }; for the others each `{` (named by the keyword before
+        # it), `(` and `[`
         self.blocks: list[str] = []
         self.naming = False  # shell: after `function`, until its name has been read
         self.named = False  # shell: some of the name has been read
