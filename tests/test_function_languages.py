@@ -483,7 +483,11 @@ SHELL_LINES = [
     ("f() {\n  cat <<EOF\n", None),  # a heredoc follows
     ('f() {\n  x="a\n', None),  # in a string
     ("f() {\n  x=$(\n", None),
-    ("f()\n", None),  # the body has not opened
+    ("f()\n", None),  # the body has not opened: its `{` may follow
+    ("function f # a comment\n\n", None),
+    ("function details.\n", None),
+    ("function details here\n", False),  # not a header
+    ("echo hi\n", False),
 ]
 
 

@@ -33,7 +33,9 @@ end on ``if x:`` with no body.
   ``$( )`` and not continued (``|``, ``&&``, ``\\``), is closed with ``fi``,
   ``done``, ``esac``, ``}`` as needed, and checked by tree-sitter-bash and
   ``bash -n``: True when both accept, False when bash finds the error in the
-  text itself, else None. A whole function must pass both.
+  text itself, else None. Before the body's ``{``, only a function header
+  (``name()``, ``function name``) may have been written. A whole function
+  must pass both.
 - Lua: the tree-sitter grammar (pip ``tree-sitter-lua``); a prefix is judged
   only at the end of a statement, after closing its open blocks with the
   ``end`` the stop rule counts. Where Lua 5.4's ``luac`` is
@@ -277,6 +279,11 @@ _SHELL_CLOSERS = {
     "case": b"\nesac",
     "{": b"\n:\n}",
 }
+# `name()` or `function name [()]`, its `{` on a later line
+_SHELL_HEADER = re.compile(
+    rb"\s*(?:function\s+[^\s(){}<>|&;$]+(?:\s*\(\s*\))?|[^\s(){}<>|&;$]+\s*\(\s*\))"
+    rb"[ \t]*(?:#[^\n]*)?\s*"
+)
 _SHELL_GOES_ON = (b"|", b"&&", b"\\")  # a line ending so goes on in the next
 
 
@@ -293,8 +300,10 @@ def _make_shell_guard() -> Guard | None:
         lexer = _lexer(rule)
         if rule is None or not lexer.in_code or lexer.parens or lexer.substitutions:
             return None  # in a string, a heredoc, $( ) or ( )
-        if "{" not in lexer.blocks or "${" in lexer.blocks:
-            return None  # the body has not opened, or a ${ } spans lines
+        if "{" not in lexer.blocks:  # the body has not opened: only a header may be here
+            return None if _SHELL_HEADER.fullmatch(text) else False
+        if "${" in lexer.blocks:
+            return None  # a ${ } spans lines
         if text.rstrip().endswith(_SHELL_GOES_ON):
             return None  # the command goes on
         closers = b"".join(_SHELL_CLOSERS[block] for block in reversed(lexer.blocks))
