@@ -341,6 +341,7 @@ TRAPS = [
     ("cpp", 'int f() {\n  // }\n  /* } */\n  s = "\\"}";\n', "}"),
     ("java", 'int f() {\n  String s = """\n    }\n    "\\"""\n    """;\n', "}"),
     ("java", "int f() {\n  String e = \"\";\n  char c = '}';\n", "}"),
+    ("java", "void f()\n    throws IOException{\n  g();\n", "}"),  # the body's {
     ("javascript", "function f() {\n  const s = `${ `}` + `${'}'}` }`;\n", "}"),
     ("javascript", "function f() {\n  return /}/.test(s) || /[/}]/.test(t);\n", "}"),
     ("javascript", "function f() {\n  if (x) return /'}/;\n  x = a / b / c;\n", "}"),

@@ -172,6 +172,9 @@ class _Dialect:
     text_blocks: bool = False  # Java: """ opens a text block that ends at """
     regex: bool = False  # JS, TS: /.../ literals where an operand may start
     generics: bool = False  # TS: <...>, & and | in a header may hold `{` (<T extends {a: 1}>)
+    # A `{` right after a word in a header is a literal or a type (Go interface{}, C++'s
+    # A() : x{1}), not the body; in Java, JS, TS and Rust it opens the body (f() throws E{)
+    word_braces: bool = True
 
 
 _C_STRINGS = {_DQ: (True, False, b""), _SQ: (True, False, b"")}
@@ -180,11 +183,11 @@ _CPP_RAW = (b"R", b"LR", b"uR", b"UR", b"u8R")
 _DIALECTS = {
     "c": _Dialect(_C_STRINGS, digit_quotes=True),
     "cpp": _Dialect(_C_STRINGS, raw_prefixes=_CPP_RAW, digit_quotes=True),
-    "java": _Dialect(_C_STRINGS, text_blocks=True),
-    "js": _Dialect(_JS_STRINGS, regex=True),
-    "ts": _Dialect(_JS_STRINGS, regex=True, generics=True),
+    "java": _Dialect(_C_STRINGS, text_blocks=True, word_braces=False),
+    "js": _Dialect(_JS_STRINGS, regex=True, word_braces=False),
+    "ts": _Dialect(_JS_STRINGS, regex=True, generics=True, word_braces=False),
     "go": _Dialect({**_C_STRINGS, _BT: (False, True, b"")}),
-    "rust": _Dialect({_DQ: (True, True, b"")}, rust=True),
+    "rust": _Dialect({_DQ: (True, True, b"")}, rust=True, word_braces=False),
     "shell": _Dialect(
         {_DQ: (True, True, b"({"), _SQ: (False, True, b""), _BT: (True, True, b"")}, shell=True
     ),
@@ -303,7 +306,8 @@ class _Braces(_Rule):
                 self.depth
                 or self.parens
                 or self.angles
-                or self.prev in _IDENT
+                or d.word_braces
+                and self.prev in _IDENT
                 or self.prev_sig == _COLON
                 or d.generics
                 and self.prev_sig in b"&|"  # TS: `): A & {b: T} {`
