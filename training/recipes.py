@@ -70,6 +70,12 @@ def load_recipes(path: Path = RECIPES_PATH) -> dict:
     return doc
 
 
+def recipe_language(name: str, recipe: dict) -> str:
+    """The language a recipe's corpus is for: its `language`, else its name (a recipe such as
+    c-kernel, the shipped C model's corpus, keeps an older corpus of a language buildable)."""
+    return recipe.get("language", name)
+
+
 def get_recipe(language: str, doc: dict | None = None) -> dict:
     doc = load_recipes() if doc is None else doc
     try:
@@ -859,7 +865,8 @@ def build_language(
         held = val_packages(recipe)
         manifest = {
             "format": RECIPE_FORMAT,
-            "language": language,
+            "language": recipe_language(language, recipe),
+            "recipe": language,
             "distribution": doc.get("distribution"),
             "pinned": pinned,
             "packages": packages,
@@ -963,7 +970,13 @@ def add_corpus_subcommand(sub: Subcommands) -> None:
         "verify their sha256, extract the language's source files into DEST/LANGUAGE and "
         "print the `charcode train` command of the bundled model.",
     )
-    p.add_argument("--language", "-l", required=True, help="a language with a recipe (see --show)")
+    p.add_argument(
+        "--language",
+        "-l",
+        required=True,
+        help="a language with a recipe, or a recipe's name (c-kernel: the shipped C model's "
+        "corpus); the corpus goes to DEST/NAME",
+    )
     p.add_argument(
         "--dest",
         type=Path,
