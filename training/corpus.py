@@ -414,8 +414,8 @@ def choose_projects(sizes: dict[str, int], val_fraction: float) -> list[str]:
             break
         chosen.append(name)
         held += sizes[name]
-    if len(chosen) == len(names) and len(names) >= 2:
-        chosen.pop()
+    if len(chosen) == len(names):
+        chosen.pop()  # something must train
     return sorted(chosen)
 
 
@@ -478,7 +478,8 @@ def split_sources(
       choose_projects at val_fraction of the bytes;
     - "project", two or more --repo folders: each folder is one project, chosen by
       choose_projects;
-    - "project", one folder that is not a corpus folder: one project, so by file.
+    - "project", one folder that is not a corpus folder, or files of one project only: by
+      file, as there is no other project to hold out.
     """
     roots = _check_roots(roots)  # as collect_files and build_corpus number them
     rule = split_rule(roots, split_by)
@@ -487,6 +488,10 @@ def split_sources(
         return is_val, {**rule, "val_projects": None}
     names = _project_names(roots)
     projects = [project_of(f, rule, names) for f in files]
+    if len(set(projects)) < 2:
+        # One project (a corpus of one package, or one repository with files): by file.
+        is_val = split_files([f.rel for f in files], val_fraction)
+        return is_val, {**rule, "by": "file", "projects": "one", "val_projects": None}
     if "val_packages" in rule:
         held = set(rule["val_packages"])
     else:
