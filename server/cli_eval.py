@@ -113,8 +113,8 @@ def add_eval_command(sub: Subcommands) -> None:
         type=float,
         default=None,
         metavar="P",
-        help="keystrokes: end ghost text at the last token boundary where its probability "
-        "is still >= P (default: the server's)",
+        help="keystrokes: the server's inlineMinProbability setting: ghost text ends at the "
+        "last token boundary where its probability is still >= P (default 0.5)",
     )
     e.add_argument("--plot", type=Path, metavar="PNG", help="also draw a figure (needs matplotlib)")
     e.add_argument("--json", action="store_true", help="print one JSON object")

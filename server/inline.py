@@ -32,6 +32,7 @@ async def inline_completion(
         cursor,
         ls.settings.inline_max_length,
         ls.settings.inline_max_lines,
+        ls.settings.inline_min_probability,
         stale=lambda: ls.documents.version(cursor.uri) != cursor.version,
     )
     ls.learn_when_idle(cursor)
@@ -44,10 +45,16 @@ async def inline_completion(
 
 
 def ghost_text(
-    ls: CharcodeServer, cursor: Cursor, max_chars: int, max_lines: int, *, should_stop
+    ls: CharcodeServer,
+    cursor: Cursor,
+    max_chars: int,
+    max_lines: int,
+    min_prob: float,
+    *,
+    should_stop,
 ) -> str | None:
     """Inference thread: the ghost text at the cursor, or None."""
-    out = ls.completer.ghost_text(cursor, max_chars, should_stop, max_lines)
+    out = ls.completer.ghost_text(cursor, max_chars, should_stop, max_lines, min_prob)
     return None if out is None else decode(out)
 
 

@@ -25,6 +25,7 @@ from .guard import guard_for
 from .mixture import MixedPredictor
 from .predictor import Predictor, State
 from .sampler import Sampled, sample_function
+from .settings import Settings
 from .snapshots import SnapshotCache
 from .stoprules import make_stop_rule
 from .utf8 import is_word_byte
@@ -33,7 +34,9 @@ DOC_LEARN_HORIZON = 4096  # bytes before the cursor's line a document's first re
 DOC_LEARN_STEP = 16  # document text learned between checks of should_stop (about 1 ms)
 BEAM_WIDTH = 5
 MAX_WORD_BYTES = 32
-GHOST_MIN_PROB = 0.0  # ghost text ends at a token boundary before its probability falls below
+# Ghost text ends at the last token boundary where its probability is still at least this:
+# the server's inlineMinProbability default, chosen on the tuning projects (docs/EVAL.md).
+GHOST_MIN_PROB = Settings.inline_min_probability
 WORD_LOOKBACK = 256  # bytes: a longer run of word characters is not a word worth completing
 ShouldStop = Callable[[], bool]
 

@@ -27,6 +27,8 @@ class Settings:
     temperature: float = 1.0  # for charcode.hallucinateFunction (the syntax guard keeps it valid)
     inline_max_length: int = 48  # characters of ghost text (per line)
     inline_max_lines: int = 1  # lines of ghost text: more lets it run over the block a line opens
+    # ghost text ends at the last token boundary where its probability is still this high
+    inline_min_probability: float = 0.5
     adaptation: bool = True  # learn from the workspace and documents, mix with the LSTM
     adaptation_memory_mb: int = 64  # the learned state's cap per language
     models: MappingProxyType = field(
@@ -84,6 +86,12 @@ def _inline_max_lines(v: Any) -> int:
     raise ValueError("expected a whole number from 1 to 50")
 
 
+def _probability(v: Any) -> float:
+    if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1:
+        return float(v)
+    raise ValueError("expected a number from 0 to 1")
+
+
 def _memory_mb(v: Any) -> int:
     if isinstance(v, int) and not isinstance(v, bool) and 8 <= v <= 4096:
         return v
@@ -104,6 +112,7 @@ _KEYS = {
     "temperature": ("temperature", _temperature),
     "inlineMaxLength": ("inline_max_length", _inline_max_length),
     "inlineMaxLines": ("inline_max_lines", _inline_max_lines),
+    "inlineMinProbability": ("inline_min_probability", _probability),
     "models": ("models", _models),
     "adaptation": ("adaptation", _bool),
     "adaptationMemoryMB": ("adaptation_memory_mb", _memory_mb),

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from charcode.training.symbols import is_continuation
 
-from ..core.completer import GHOST_MIN_PROB, Completer, OneModel, TextAt
+from ..core.completer import Completer, OneModel, TextAt
 from ..core.predictor import Predictor
 from ..core.settings import Settings
 from ..core.utf8 import is_word_byte
@@ -316,8 +316,10 @@ def evaluate_keystrokes(
     workspace file but that one (names compared as given: pass resolved paths), and learns
     the typed document's lines as it goes; the word baseline is typed twice, on the document
     alone and with the workspace files' words as well. ``min_prob`` overrides the server's
-    ghost-text confidence floor (completer.GHOST_MIN_PROB)."""
+    setting inlineMinProbability."""
     settings = settings or Settings()
+    if min_prob is None:
+        min_prob = settings.inline_min_probability
     max_chars = settings.inline_max_length
     totals = {
         name: Typing()
@@ -363,7 +365,7 @@ def evaluate_keystrokes(
         "settings": {
             "inline_max_length": max_chars,
             "inline_max_lines": settings.inline_max_lines,
-            "ghost_min_prob": GHOST_MIN_PROB if min_prob is None else min_prob,
+            "inline_min_probability": min_prob,
             "free_indent": free_indent,
             "workspace_files": None if workspace is None else len(workspace),
         },

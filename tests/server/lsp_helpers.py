@@ -316,8 +316,11 @@ def in_process_runtime(checkpoint: Path):
     return load_runtime(checkpoint)[1]
 
 
-def expected_inline(rt, text: str, index: int, max_chars: int = 48) -> str:
+def expected_inline(
+    rt, text: str, index: int, max_chars: int = 48, min_prob: float | None = None
+) -> str:
     """The ghost text for a cursor at text[index], computed here by reading the prefix from scratch."""
+    from charcode.server.core.completer import GHOST_MIN_PROB
     from charcode.server.core.ghost import GreedyPath, greedy_line
     from charcode.server.core.utf8 import is_word_byte
 
@@ -327,7 +330,13 @@ def expected_inline(rt, text: str, index: int, max_chars: int = 48) -> str:
     if word and len(before) < len(data) and is_word_byte(data[len(before)]):
         return ""
     path = GreedyPath(rt, rt.read(rt.start, before))
-    out = greedy_line(path, word=word, max_chars=max_chars, should_stop=lambda: False)
+    out = greedy_line(
+        path,
+        word=word,
+        max_chars=max_chars,
+        should_stop=lambda: False,
+        min_prob=GHOST_MIN_PROB if min_prob is None else min_prob,
+    )
     return out.decode("utf-8")
 
 

@@ -161,3 +161,25 @@ async def test_multi_line_ghost_text_uses_the_documents_line_breaks(trained_chec
             assert [i.insert_text for i in got.items] == [want]
     finally:
         await stop_editor(editor)
+
+
+async def test_inline_min_probability_decides_how_far_ghost_text_goes(trained_checkpoint, tmp_path):
+    """inlineMinProbability 0 over LSP: the whole greedy line; the default ends it where its
+    probability falls below 0.5 (a prefix of it, at a token end)."""
+    ws = make_workspace(tmp_path / "ws", trained_checkpoint)
+    rt = in_process_runtime(trained_checkpoint)
+    text = "import os\n\n\ndef load_1(items):\n    "
+    lengths = {}
+    for min_prob in (0.0, 0.5):
+        options = {"charcode": {"inlineMinProbability": min_prob, "adaptation": False}}
+        editor, _ = await start_editor(ws, tmp_path, init_options=options, env=server_env(tmp_path))
+        try:
+            uri = (ws / "confidence.py").as_uri()
+            editor.open(uri, text)
+            got = await editor.inline(uri, position_of(text, len(text), "utf-16"))
+            want = expected_inline(rt, text, len(text), min_prob=min_prob)
+            assert [i.insert_text for i in got.items] == ([want] if want else [])
+            lengths[min_prob] = want
+        finally:
+            await stop_editor(editor)
+    assert lengths[0.0].startswith(lengths[0.5])

@@ -73,3 +73,13 @@ def test_language_filter():
 def test_language_ids_of_other_editors_map_to_charcode_ids():
     s, _ = parse_settings({"languages": ["shellscript", "javascript"]})
     assert s.enabled_for("sh") and s.enabled_for("javascriptreact") and not s.enabled_for("python")
+
+
+def test_inline_min_probability_is_a_probability():
+    s, problems = parse_settings({"charcode": {"inlineMinProbability": 0}})
+    assert s.inline_min_probability == 0.0 and problems == []
+    assert Settings().inline_min_probability == 0.5
+    for bad in (1.5, -0.1, "high", True, float("nan")):
+        s, problems = parse_settings({"charcode": {"inlineMinProbability": bad}})
+        assert s.inline_min_probability == 0.5
+        assert len(problems) == 1 and "charcode.inlineMinProbability" in problems[0]

@@ -29,6 +29,7 @@ export interface Settings {
   temperature: number;
   inlineMaxLength: number;
   inlineMaxLines: number;
+  inlineMinProbability: number;
   adaptation: boolean;
   adaptationMemoryMB: number;
   debounce: number;
@@ -53,6 +54,7 @@ export interface ServerSettings {
   temperature: number;
   inlineMaxLength: number;
   inlineMaxLines: number;
+  inlineMinProbability: number;
   adaptation: boolean;
   adaptationMemoryMB: number;
   models: Record<string, string>;
@@ -96,6 +98,7 @@ export const KEYS: Record<keyof Settings, string> = {
   temperature: "temperature",
   inlineMaxLength: "inlineMaxLength",
   inlineMaxLines: "inlineMaxLines",
+  inlineMinProbability: "inlineMinProbability",
   adaptation: "adaptation",
   adaptationMemoryMB: "adaptationMemoryMB",
   debounce: "debounce",
@@ -118,6 +121,7 @@ const SERVER_KEYS = [
   "temperature",
   "inlineMaxLength",
   "inlineMaxLines",
+  "inlineMinProbability",
   "adaptation",
   "adaptationMemoryMB",
 ] as const;
@@ -262,6 +266,7 @@ export function serverSettings(s: Settings): ServerSettings {
     temperature: s.temperature,
     inlineMaxLength: s.inlineMaxLength,
     inlineMaxLines: s.inlineMaxLines,
+    inlineMinProbability: s.inlineMinProbability,
     adaptation: s.adaptation,
     adaptationMemoryMB: s.adaptationMemoryMB,
     models: { ...s.models },

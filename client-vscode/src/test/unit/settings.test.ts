@@ -138,6 +138,7 @@ describe("settings", () => {
       temperature: 0.5,
       inlineMaxLength: 80,
       inlineMaxLines: 1,
+      inlineMinProbability: 0.5,
       adaptation: true,
       adaptationMemoryMB: 64,
       models: {},
