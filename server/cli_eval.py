@@ -58,8 +58,8 @@ def add_eval_command(sub: Subcommands) -> None:
     e.add_argument(
         "--split-by",
         choices=["project", "file"],
-        default="project",
-        help="--split val: the training run's --split-by (default project: held-out projects)",
+        help="--split val: the training run's --split-by (default: the split the model's "
+        "checkpoint records, file for a checkpoint that records none; project without a model)",
     )
     e.add_argument(
         "--max-files",
@@ -176,8 +176,19 @@ def eval_files(
         print(f"charcode: the held-out files of {' '.join(corpus['roots'])}", file=sys.stderr)
     max_files = args.max_files if args.max_files is not None else default_max_files
     return find_eval_files(
-        paths, language_id, args.split, args.val_fraction, max_files, args.split_by
+        paths, language_id, args.split, args.val_fraction, max_files, _split_by(args, model)
     )
+
+
+def _split_by(args, model: CommandModel | None) -> str:
+    """--split-by, else the split the checkpoint was trained with: checkpoints from before the
+    project split record none and were split by file."""
+    if getattr(args, "split_by", None):
+        return args.split_by
+    if model is None:
+        return "project"
+    corpus = (model.meta.get("training") or {}).get("corpus") or {}
+    return (corpus.get("split") or {}).get("by") or ("file" if corpus else "project")
 
 
 def check_plot(args) -> bool:

@@ -293,3 +293,18 @@ def test_indent_step(text, step):
     count = recipes.StyleCount()
     count.add_file(text.encode())
     assert count.width.most_common(1)[0][0] == step
+
+
+def test_eval_takes_the_split_the_checkpoint_records():
+    from types import SimpleNamespace
+
+    from charcode.server.cli_eval import _split_by
+
+    def model(corpus):
+        return SimpleNamespace(meta={"training": {"corpus": corpus}})
+
+    args = Namespace(split_by=None)
+    assert _split_by(args, None) == "project"
+    assert _split_by(args, model({"files": 3, "split": {"by": "project"}})) == "project"
+    assert _split_by(args, model({"files": 3})) == "file"  # trained before the project split
+    assert _split_by(Namespace(split_by="project"), model({"files": 3})) == "project"
