@@ -421,6 +421,9 @@ async function main(): Promise<number> {
           "charcode.trainMinutes": 0.2,
           // a calmer sample from the tiny fixture model
           "charcode.temperature": 0.3,
+          // the whole greedy line as ghost text, so that the partial-accept step has words to
+          // take one by one (the server's tests cover the default, which may end it sooner)
+          "charcode.inlineMinProbability": 0,
           ...(mode === "python" ? { "charcode.pythonPath": python } : {}),
         }),
       );
