@@ -143,10 +143,13 @@ class _LastGhost:
 
 @dataclass
 class _Learned:
-    """How much of a document the adaptive model has learned: data[:offset]."""
+    """How much of a document the adaptive model has learned: data[:offset]; and, when
+    known, the mixture's state after it (valid while data[:offset] and the mixture stay)."""
 
     data: bytes
     offset: int
+    state: State | None = None
+    mixture: MixedPredictor | None = None
 
 
 class Completer:
@@ -202,11 +205,14 @@ class Completer:
         start = self._learn_from(at, end)
         if start >= end:
             return
-        state = self.snapshots.state_at(at.uri, at.version, at.data, start, rt, should_stop)
+        done = self._learned[at.uri]
+        state = done.state if done.mixture is rt else None
+        if state is None:  # a document first seen, an edit above, or another mixture
+            state = self.snapshots.state_at(at.uri, at.version, at.data, start, rt, should_stop)
         while state is not None and start < end and not should_stop():
             stop = min(end, start + DOC_LEARN_STEP)
             state = rt.learn(state, at.data[start:stop])
-            self._learned[at.uri] = _Learned(at.data, stop)
+            self._learned[at.uri] = _Learned(at.data, stop, state, rt)
             start = stop
 
     def _learn_from(self, at: TextAt, end: int) -> int:
@@ -217,6 +223,8 @@ class Completer:
         if done is not None and (
             memoryview(done.data)[: done.offset] == memoryview(at.data)[: done.offset]
         ):
+            if done.data is not at.data:  # the same prefix in a newer text: keep the state
+                self._learned[at.uri] = _Learned(at.data, done.offset, done.state, done.mixture)
             return done.offset
         start = max(0, end - DOC_LEARN_HORIZON)
         if done is not None:  # an edit above: go on from where the texts still agree

@@ -39,6 +39,7 @@ from .predictor import Predictor, State
 
 DEFAULT_INTERVAL = 256
 DEFAULT_HORIZON = 2048
+READ_STEP = 32  # bytes read between checks of should_stop (about 1.5 ms)
 DEFAULT_CAP_BYTES = 64 * 1024 * 1024
 CURSOR_SNAPSHOTS = 8
 
@@ -152,7 +153,9 @@ class SnapshotCache:
             if should_stop():
                 self._store(uri, version, made, offset)
                 return None
-            nxt = min(offset, (pos // self.interval + 1) * self.interval)
+            # at most READ_STEP bytes between checks of should_stop: a newer request never
+            # waits long for a stale one; only grid points and the cursor are kept
+            nxt = min(offset, (pos // self.interval + 1) * self.interval, pos + READ_STEP)
             state = runtime.read(state, data[pos:nxt])
             self.stats.bytes_read += nxt - pos
             pos = nxt
