@@ -35,6 +35,8 @@ def _version() -> str:
         return "0"
 
 
+LEARN_AFTER_IDLE_S = 0.05  # a document's lines are learned once no edit came for this long
+
 _MESSAGE_TYPES = {
     INFO: types.MessageType.Info,
     WARNING: types.MessageType.Warning,
@@ -123,6 +125,10 @@ class CharcodeServer(LanguageServer):
 
         async def learn() -> None:
             try:
+                # only once the user pauses: a burst of keystrokes learns nothing meanwhile
+                await asyncio.sleep(LEARN_AFTER_IDLE_S)
+                if self.documents.version(at.uri) != at.version:
+                    return
                 await self.runner.run(
                     (at.uri, "learn"),
                     self.completer.learn_document,
