@@ -12,10 +12,12 @@ compete for the cores.
 
 By default the model is a random-initialised small (2x256) one: latency does not
 depend on training, and a random model rarely predicts a line end, so ghost text
-runs to the inlineMaxLength cap (48 characters), the worst case.
+runs to the inlineMaxLength cap (48 characters), the worst case (the bench sets
+inlineMinProbability 0 for it, else the ghost text would end after its first token).
 
     .venv/bin/python bench/lsp_latency.py                 # small 2x256
     .venv/bin/python bench/lsp_latency.py --size medium   # 3x512
+    .venv/bin/python bench/lsp_latency.py --shape 2x384   # any layers x hidden
     .venv/bin/python bench/lsp_latency.py --model runs/python.safetensors
     .venv/bin/python bench/lsp_latency.py --model M --workspace DIR [--adaptation off|both]
     .venv/bin/python bench/lsp_latency.py --model M --workspace DIR --during-learning
@@ -71,14 +73,15 @@ def python_file(lines: int) -> str:
     return "\n".join(out[:lines]) + "\n"
 
 
-def random_model(path: Path, size: str) -> Path:
+def random_model(path: Path, size: str, shape: str | None = None) -> Path:
     import torch
 
     from charcode.training.checkpoint import save_checkpoint
     from charcode.training.model import CharLSTM, ModelConfig
 
     torch.manual_seed(0)
-    model = CharLSTM(ModelConfig.named(size))
+    layers, hidden = (int(x) for x in shape.split("x")) if shape else (None, None)
+    model = CharLSTM(ModelConfig.named(size, layers=layers, hidden=hidden))
     save_checkpoint(path, model, {"language": "python", "extensions": [".py"], "training": {}})
     return path
 
@@ -188,6 +191,10 @@ async def start_server(args, model: Path, tmp: Path, workspace: Path | None, ada
     client = LanguageClient("charcode-bench", "1")
     await client.start_io(args.server_python, "-m", "charcode.server", env=env)
     options = {"models": {"python": str(model)}, "inlineMaxLength": args.max_length}
+    if args.min_probability is not None:
+        options["inlineMinProbability"] = args.min_probability
+    elif not args.model:
+        options["inlineMinProbability"] = 0.0  # a random model's ghost text to the cap
     if workspace is not None:
         options["adaptation"] = adaptation == "on"
     await client.initialize_async(
@@ -235,7 +242,7 @@ async def run(args) -> int:
     model = (
         Path(args.model).resolve()
         if args.model
-        else random_model(tmp / "python.safetensors", args.size)
+        else random_model(tmp / "python.safetensors", args.size, args.shape)
     )
     workspace = Path(args.workspace).resolve() if args.workspace else None
     modes = ["on", "off"] if args.adaptation == "both" else [args.adaptation]
@@ -336,6 +343,11 @@ def main() -> int:
         help="size of the random model",
     )
     p.add_argument(
+        "--shape",
+        metavar="LxH",
+        help="the random model's layers x hidden units (e.g. 2x384; embedding from --size)",
+    )
+    p.add_argument(
         "--sizes",
         type=lambda s: [int(x) for x in s.split(",")],
         default=[100, 1000, 10000],
@@ -343,6 +355,11 @@ def main() -> int:
     )
     p.add_argument("--repeat", type=int, default=2, help="functions typed per file size")
     p.add_argument("--max-length", type=int, default=48, help="inlineMaxLength setting")
+    p.add_argument(
+        "--min-probability",
+        type=float,
+        help="inlineMinProbability setting (default: the server's; 0 for a random model)",
+    )
     p.add_argument("--no-completion", action="store_true", help="only inline completion")
     p.add_argument(
         "--workspace",
