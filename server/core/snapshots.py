@@ -151,7 +151,9 @@ class SnapshotCache:
         made: list[tuple[int, State]] = []
         while pos < offset:
             if should_stop():
-                self._store(uri, version, made, offset)
+                # keep where the reading got to (off the grid too), so that a job stopped
+                # again and again between keystrokes still makes progress
+                self._store(uri, version, made, made[-1][0] if made else offset)
                 return None
             # at most READ_STEP bytes between checks of should_stop: a newer request never
             # waits long for a stale one; only grid points and the cursor are kept

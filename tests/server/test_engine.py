@@ -79,6 +79,27 @@ def test_stopping_returns_none(rt):
     assert eng.state_at("u", 1, b"x" * 100, 100, rt, should_stop=lambda: True) is None
 
 
+def test_a_read_stopped_again_and_again_still_gets_there(rt):
+    """A job stopped after each short read (a background job between keystrokes) goes on
+    from where the last one stopped, so the bytes are read once in all."""
+    from charcode.server.core.snapshots import READ_STEP
+
+    eng = Engine(interval=256, horizon=10_000)
+    text = TRAIN_TEXT.encode()[:900]
+
+    def one_step_then_stop():
+        budget = iter([False, True])  # one step of reading, then told to stop
+        return lambda: next(budget, True)
+
+    state, tries = None, 0
+    while state is None and tries < 100:
+        tries += 1
+        state = eng.state_at("u", 1, text, len(text), rt, should_stop=one_step_then_stop())
+    assert state is not None and tries <= len(text) // READ_STEP + 1
+    assert eng.stats.bytes_read == len(text)
+    assert close(rt, state, scratch(rt, text))
+
+
 def test_memory_stays_under_the_cap_across_documents(rt):
     per = rt.state_bytes
     eng = Engine(interval=16, cap_bytes=50 * per)
