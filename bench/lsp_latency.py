@@ -8,7 +8,8 @@ the next; the files take turns keystroke by keystroke. Prints p50/p95/p99 per fi
 (which reads up to the engine's horizon), and the 10,000/100-line ratio. It also
 prints the inference thread's CPU time per inline request (from the server's
 debug counters), which, unlike the latency, does not grow when other processes
-compete for the cores.
+compete for the cores, and the time each inline request spent outside the inference
+job (messages, queueing, waiting for a background job to yield).
 
 By default the model is a random-initialised small (2x256) one: latency does not
 depend on training, and a random model rarely predicts a line end, so ghost text
@@ -100,6 +101,7 @@ class Typist:
         self.doc = types.TextDocumentIdentifier(uri=f"file:///bench/file_{lines}_{index}.py")
         self.line, self.col, self.version = lines // 2, 0, 1
         self.inline, self.completions, self.cpu, self.lengths = [], [], [], []
+        self.outside: list[float] = []
         self.first: float | None = None
 
     def open(self) -> None:
@@ -145,12 +147,14 @@ class Typist:
             )
         )
         ms = (time.perf_counter() - t) * 1000
-        cpu = (await timings(self.client)).get("inline", {}).get("cpu_ms", [])
+        job = (await timings(self.client)).get("inline", {})
         if self.first is None:
             self.first = ms  # reads up to the horizon: reported apart
         else:
             self.inline.append(ms)
-            self.cpu += cpu
+            self.cpu += job.get("cpu_ms", [])
+            # what the request spent outside the inference job: messages, queueing, waiting
+            self.outside.append(ms - sum(job.get("wall_ms", [])))
         self.lengths.append(len(got.items[0].insert_text) if got and got.items else 0)
         if self.completion and (ch.isalnum() or ch == "_"):
             t = time.perf_counter()
@@ -216,7 +220,7 @@ async def start_server(args, model: Path, tmp: Path, workspace: Path | None, ada
 def print_table(label: str, results: dict) -> None:
     header = (
         f"{'lines':>7} | {'inline p50':>10} {'p95':>7} {'p99':>7} | {'completion p50':>14} {'p95':>7} {'p99':>7}"
-        f" | {'first':>7} | {'inline CPU p50':>14} {'p95':>7} | ghost text"
+        f" | {'first':>7} | {'inline CPU p50':>14} {'p95':>7} | {'outside p95':>11} | ghost text"
     )
     print(label)
     print(header)
@@ -227,7 +231,7 @@ def print_table(label: str, results: dict) -> None:
             f"{lines:>7} | {pct(s['inline'], 50):>8.1f}ms {pct(s['inline'], 95):>5.1f}ms {pct(s['inline'], 99):>5.1f}ms"
             f" | {pct(comp, 50):>12.1f}ms {pct(comp, 95):>5.1f}ms {pct(comp, 99):>5.1f}ms"
             f" | {statistics.median(s['first']):>5.0f}ms | {pct(s['cpu'], 50):>12.1f}ms {pct(s['cpu'], 95):>5.1f}ms"
-            f" | {statistics.mean(s['lengths']):.0f} chars avg"
+            f" | {pct(s['outside'], 95):>9.1f}ms | {statistics.mean(s['lengths']):.0f} chars avg"
         )
     lo, hi = min(results), max(results)
     for kind in ("inline", "completion"):
@@ -279,7 +283,14 @@ async def run(args) -> int:
     # load hit them alike.
     results = {
         mode: {
-            lines: {"inline": [], "completion": [], "first": [], "lengths": [], "cpu": []}
+            lines: {
+                "inline": [],
+                "completion": [],
+                "first": [],
+                "lengths": [],
+                "cpu": [],
+                "outside": [],
+            }
             for lines in args.sizes
         }
         for mode in clients
@@ -301,6 +312,7 @@ async def run(args) -> int:
             r["inline"] += t.inline
             r["completion"] += t.completions
             r["cpu"] += t.cpu
+            r["outside"] += t.outside
             r["lengths"] += t.lengths
             r["first"].append(t.first)
     for mode, client in clients.items():
