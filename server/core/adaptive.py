@@ -165,13 +165,6 @@ class AdaptiveModel:
         decoding's hot path). Reads only."""
         return self._core.best(context, lstm_logits, mask)
 
-    def predict_batch(self, contexts: list[bytes], lstm: np.ndarray) -> np.ndarray:
-        """:meth:`predict` for many positions: (k, 257) in, (k, 257) out."""
-        lstm = np.asarray(lstm)
-        if lstm.ndim != 2 or lstm.shape[0] != len(contexts):
-            raise ValueError("lstm must have shape (len(contexts), 257)")
-        return np.stack([self.predict(c, row) for c, row in zip(contexts, lstm, strict=True)])
-
     # ------------------------------------------------------------ persistence
 
     def save(self, path: str | os.PathLike) -> None:

@@ -14,19 +14,17 @@ import numpy as np
 
 from .mixture import MixedPredictor
 from .predictor import Predictor, State
-from .utf8 import AT_START, Utf8, is_word_byte, masks_for, utf8_next
+from .utf8 import (
+    AT_START,
+    Utf8,
+    is_word_byte,
+    logsumexp,
+    masks_for,
+    token_boundary,
+    utf8_next,
+)
 
 _NL, _CR = 10, 13
-_WORD, _BLANK, _OTHER = 0, 1, 2
-
-
-def logsumexp(x: np.ndarray) -> float:
-    m = float(x.max())
-    return m + math.log(float(np.exp(x - m).sum()))
-
-
-def _kind(sym: int) -> int:
-    return _WORD if is_word_byte(sym) else _BLANK if sym in (0x20, 0x09) else _OTHER
 
 
 class GreedyPath:
@@ -126,8 +124,7 @@ def greedy_line(
         sym = path.sym(i, should_stop)
         if sym is None:
             return None
-        if not path.utf8[i][0] and out and (_kind(out[-1]) != _kind(sym) or _kind(sym) == _OTHER):
-            # a token boundary
+        if not path.utf8[i][0] and out and token_boundary(out[-1], sym):
             if logp < floor:
                 return bytes(out[: sure or len(out)])
             sure = len(out)

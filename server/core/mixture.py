@@ -20,6 +20,11 @@ from .adaptive import CONTEXT_BYTES, AdaptiveModel
 from .predictor import Predictor
 
 
+def _tail(tail: bytes, symbol: int) -> bytes:
+    """The last CONTEXT_BYTES bytes after reading symbol (the boundary starts afresh)."""
+    return (tail + bytes([symbol]))[-CONTEXT_BYTES:] if symbol < 256 else b""
+
+
 @dataclass(frozen=True)
 class MixedState:
     lstm: object  # the LSTM's state (batch rows)
@@ -46,10 +51,7 @@ class MixedPredictor:
 
     def step(self, symbols: Sequence[int], state: MixedState) -> tuple[np.ndarray, MixedState]:
         logits, lstm_state = self.lstm.step(symbols, state.lstm)
-        tails = tuple(
-            (t + bytes([s]))[-CONTEXT_BYTES:] if s < 256 else b""
-            for t, s in zip(state.tails, symbols, strict=True)
-        )
+        tails = tuple(_tail(t, s) for t, s in zip(state.tails, symbols, strict=True))
         return self._mix(logits, tails), MixedState(lstm_state, tails)
 
     # Greedy decoding asks only for the best symbol: the LSTM's logits travel beside the
@@ -58,8 +60,7 @@ class MixedPredictor:
     def advance(self, symbol: int, state: MixedState) -> tuple[np.ndarray, MixedState]:
         """The state after one symbol (batch 1), with the LSTM's logits (257) there."""
         logits, lstm_state = self.lstm.step([symbol], state.lstm)
-        tail = (state.tails[0] + bytes([symbol]))[-CONTEXT_BYTES:] if symbol < 256 else b""
-        return logits[0], MixedState(lstm_state, (tail,))
+        return logits[0], MixedState(lstm_state, (_tail(state.tails[0], symbol),))
 
     def best(
         self, state: MixedState, lstm_logits: np.ndarray, mask: np.ndarray

@@ -83,6 +83,18 @@ def masks_for(vocab: int) -> Masks:
     return masks
 
 
+def token_kind(b: int) -> int:
+    """0 for an identifier byte, 1 for a blank (space or tab), 2 for anything else."""
+    return 0 if is_word_byte(b) else 1 if b in (0x20, 0x09) else 2
+
+
+def token_boundary(a: int, b: int) -> bool:
+    """Whether a token ends between bytes a and b: between an identifier, a run of blanks
+    and anything else, and on both sides of every other character."""
+    kind = token_kind(b)
+    return token_kind(a) != kind or kind == 2
+
+
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     m = logits.max(axis=-1, keepdims=True)
     return logits - (m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True)))

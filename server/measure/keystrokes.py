@@ -30,7 +30,7 @@ from charcode.training.symbols import is_continuation
 from ..core.completer import Completer, OneModel, TextAt
 from ..core.predictor import Predictor
 from ..core.settings import Settings
-from ..core.utf8 import is_word_byte
+from ..core.utf8 import token_boundary
 from .word_baseline import WordCompleter, words_of
 
 DEFAULT_MAX_FILES = 20
@@ -86,20 +86,12 @@ class GhostTextTyping:
         self.completer.forget(self.uri)
 
 
-_WORD, _SPACE, _OTHER = 0, 1, 2
-
-
-def _kind(b: int) -> int:
-    return _WORD if is_word_byte(b) else _SPACE if b in (0x20, 0x09) else _OTHER
-
-
 def is_boundary(text: bytes, i: int) -> bool:
-    """Is offset i a token boundary of text: its ends, between an identifier, a run of
-    blanks and anything else, and on both sides of every other character."""
+    """Is offset i a token boundary of text: its ends, or utf8.token_boundary between the
+    bytes either side."""
     if i <= 0 or i >= len(text):
         return True
-    a, b = _kind(text[i - 1]), _kind(text[i])
-    return a != b or a == _OTHER
+    return token_boundary(text[i - 1], text[i])
 
 
 @dataclass
