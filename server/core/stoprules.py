@@ -89,6 +89,19 @@ class StopRule(Protocol):
         """The lexer's state now."""
 
 
+def _ends_triple(rule, b: int, quote: int) -> bool:
+    """One byte inside a triple-quoted string (Python's, Java's text block): whether it is
+    the third of three quotes that no backslash escapes. Uses the rule's escape and run."""
+    if rule.escape:
+        rule.escape, rule.run = False, 0
+    elif b == _BS:
+        rule.escape, rule.run = True, 0
+    else:
+        rule.run = rule.run + 1 if b == quote else 0
+        return rule.run == 3
+    return False
+
+
 class _Rule:
     """A byte lexer: `mode` is the current state; a state returns None, _AGAIN or a Stop."""
 
@@ -460,14 +473,8 @@ class _Braces(_Rule):
 
     def _triple(self, b: int):
         """Inside a Java text block: it ends at three quotes that no backslash escapes."""
-        if self.escape:
-            self.escape, self.run = False, 0
-        elif b == _BS:
-            self.escape, self.run = True, 0
-        else:
-            self.run = self.run + 1 if b == _DQ else 0
-            if self.run == 3:
-                self._close_string(_DQ)
+        if _ends_triple(self, b, _DQ):
+            self._close_string(_DQ)
         return None
 
     def _slash(self, b: int):
@@ -740,14 +747,8 @@ class _Indent(_ShortString, _Rule):
         return _AGAIN
 
     def _triple(self, b: int):
-        if self.escape:
-            self.escape, self.run = False, 0
-        elif b == _BS:
-            self.escape, self.run = True, 0
-        else:
-            self.run = self.run + 1 if b == self.quote else 0
-            if self.run == 3:
-                self.mode = self._code
+        if _ends_triple(self, b, self.quote):
+            self.mode = self._code
         return None
 
 
