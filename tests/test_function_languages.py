@@ -701,3 +701,12 @@ def test_hallucinate_without_a_model_is_a_one_line_error(language, tmp_path, mon
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1, err
     assert f"no model for {language}" in err and "charcode train" in err
+
+
+def test_every_brace_language_reads_the_end_of_a_function_before_its_own():
+    """A function hallucinated into an empty document follows a lead-in (the `}` of the
+    function before), so the model starts a function, not a file's header or a body."""
+    for language in LANGUAGES.values():
+        if language.stop_rule == "braces":
+            assert language.lead_in.strip() == "}" and language.lead_in.endswith("\n\n")
+    assert LANGUAGES["java"].lead_in == "    }\n\n"  # a method, inside its class

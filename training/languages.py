@@ -21,6 +21,7 @@ class Language:
 
 
 BRACE_LEAD_IN = "}\n\n"  # the end of the function before
+METHOD_LEAD_IN = "    }\n\n"  # the end of the method before, inside a class (Java)
 
 LANGUAGES: dict[str, Language] = {
     lang.id: lang
@@ -37,16 +38,39 @@ LANGUAGES: dict[str, Language] = {
         Language("python", "Python", (".py", ".pyi"), "indent", "def "),
         Language("lua", "Lua", (".lua", ".nse"), "lua_end", "local function "),
         Language(
-            "javascript", "JavaScript", (".js", ".mjs", ".cjs", ".jsx"), "braces", "function "
+            "javascript",
+            "JavaScript",
+            (".js", ".mjs", ".cjs", ".jsx"),
+            "braces",
+            "function ",
+            lead_in=BRACE_LEAD_IN,
         ),
         Language(
-            "typescript", "TypeScript", (".ts", ".mts", ".cts", ".tsx"), "braces", "function "
+            "typescript",
+            "TypeScript",
+            (".ts", ".mts", ".cts", ".tsx"),
+            "braces",
+            "function ",
+            lead_in=BRACE_LEAD_IN,
         ),
-        Language("go", "Go", (".go",), "braces", "func "),
-        Language("rust", "Rust", (".rs",), "braces", "fn "),
-        Language("java", "Java", (".java",), "braces", "    public static int "),
+        Language("go", "Go", (".go",), "braces", "func ", lead_in=BRACE_LEAD_IN),
+        Language("rust", "Rust", (".rs",), "braces", "fn ", lead_in=BRACE_LEAD_IN),
         Language(
-            "shellscript", "Shell", (".sh", ".bash", ".zsh"), "braces", "function ", ("PKGBUILD",)
+            "java",
+            "Java",
+            (".java",),
+            "braces",
+            "    public static int ",
+            lead_in=METHOD_LEAD_IN,
+        ),
+        Language(
+            "shellscript",
+            "Shell",
+            (".sh", ".bash", ".zsh"),
+            "braces",
+            "function ",
+            ("PKGBUILD",),
+            lead_in=BRACE_LEAD_IN,
         ),
     ]
 }
