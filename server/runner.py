@@ -65,6 +65,7 @@ class Runner:
         self._waiting = 0  # foreground jobs submitted and not yet started
         self._waiting_lock = threading.Lock()
         self.stats = RunnerStats()
+        self.closed = False
         # (kind, wall seconds, inference-thread CPU seconds) of recent jobs, for benchmarks
         self.timings: collections.deque[tuple[str, float, float]] = collections.deque(maxlen=20_000)
 
@@ -80,6 +81,8 @@ class Runner:
         """fn's result, or None if the job was skipped or stopped. Raises CancelledError if cancelled.
 
         A ``background`` job stops (or is skipped) whenever a foreground job waits."""
+        if self.closed:
+            return None  # the server is ending: a late job (a lesson after idle) is dropped
         kind = str(key[-1]) if isinstance(key, tuple) else str(key)
         ticket = Ticket(stale, kind, self._others_waiting if background else None)
         self._active.add(ticket)
@@ -132,6 +135,7 @@ class Runner:
 
     def shutdown(self) -> None:
         """Drop queued jobs and stop the running one at its next step."""
+        self.closed = True
         for ticket in list(self._active):
             ticket.cancel.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

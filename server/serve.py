@@ -44,6 +44,7 @@ def serve_main(argv: list[str]) -> int:
         logging.getLogger("pygls").setLevel(logging.ERROR)  # it logs every message body at INFO
 
     from .features import build_server
+    from .stdio import serve_stdio
     from .train import stop_all_trainers
 
     server = build_server()
@@ -51,5 +52,5 @@ def serve_main(argv: list[str]) -> int:
     if address:
         server.start_tcp(*address)
     else:
-        server.start_io()
+        serve_stdio(server)
     return 0
