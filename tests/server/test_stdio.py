@@ -51,7 +51,7 @@ def test_messages_split_and_joined_across_writes_arrive_whole():
 
 def test_input_ending_mid_message_ends_the_reading():
     rfd, wfd = os.pipe()
-    os.write(wfd, message(b'{"a": 1}') + b"Content-Length: 50\r\n\r\n{\"trunc")
+    os.write(wfd, message(b'{"a": 1}') + b'Content-Length: 50\r\n\r\n{"trunc')
     os.close(wfd)
     reader = BufferedStdinReader(rfd)
 
