@@ -29,6 +29,8 @@ demo: setup
 	$(VENV)/bin/charcode hallucinate --language c --seed 1
 	@echo "== a Lua function from the bundled model"
 	$(VENV)/bin/charcode hallucinate --language lua --seed 0
+	@echo "== a Go function from the bundled model"
+	$(VENV)/bin/charcode hallucinate --language go --seed 0
 	@echo "== the models charcode finds"
 	$(VENV)/bin/charcode models
 
