@@ -82,3 +82,14 @@ async def test_a_request_cancelled_before_it_started_does_not_hold_back_backgrou
     )
     assert ran is True
     runner.shutdown()
+
+
+async def test_a_job_after_shutdown_is_dropped_without_an_error():
+    """A lesson scheduled after idle may fire once the server has shut down: it is dropped
+    (None), not an error from the closed thread pool."""
+    runner = Runner()
+    assert await runner.run(("doc", "inline"), lambda *, should_stop: "answer") == "answer"
+    runner.shutdown()
+    ran = []
+    got = await runner.run(("doc", "learn"), lambda *, should_stop: ran.append(1), background=True)
+    assert got is None and not ran
